@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Network Block Device driver: private definitions shared by its files.
+ *
+ * Objects and their lifetimes:
+ *
+ * struct nbd_device: one /dev/nbdX.  Reference counted by @refs: one
+ *   reference while the device is registered (created at module load or
+ *   by a netlink CONNECT), one per opener, one per configuration, and
+ *   short-lived ones taken by lookups.  When the last one goes, the disk
+ *   is deleted from a work item; the structure itself is freed when the
+ *   gendisk is released.
+ *
+ * struct nbd_config: one connected (or being set up) session: the
+ *   sockets, size, flags and timeouts.  Reference counted by
+ *   nbd_device.config_refs: one "owner" reference (NBD_RT_HAS_CONFIG_REF)
+ *   dropped by a disconnect, one per running receive worker, one for a
+ *   task sleeping in NBD_DO_IT and short-lived ones.  The last put tears
+ *   the session down under config_lock.
+ *
+ * struct nbd_cmd: the per-request data in the blk-mq PDU.
+ *
+ * struct nbd_conn: one connection; see transport.h.
+ *
+ * Locking: nbd_index_mutex protects the index IDR and device creation.
+ * nbd_device.config_lock serialises every configuration change.  Receive
+ * workers never take config_lock except when they drop the last config
+ * reference, so a config_lock holder that still owns a config reference
+ * may wait for them.  nbd_cmd.lock orders the sender, the receiver and
+ * the connection-failure reaper on one request.
+ */
+#ifndef _NBD_H
+#define _NBD_H
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/llist.h>
+#include <linux/mutex.h>
+#include <linux/refcount.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "compat.h"
+#include "proto.h"
+
+#define NBD_DRIVER_VERSION	"1.0.0"
+
+#define NBD_DEFAULT_BLKSIZE	1024
+#define NBD_MAX_CONNECTIONS	64
+#define NBD_QUEUE_DEPTH		128
+#define NBD_MAX_HW_SECTORS	65536	/* 32 MiB per request */
+#define NBD_DEFAULT_TIMEOUT	(30 * HZ)
+#define NBD_MAX_TIMEOUT_SECS	(UINT_MAX / HZ)
+
+struct nbd_conn;
+struct netlink_ext_ack;
+struct dentry;
+
+/* nbd_config.flags */
+enum {
+	NBD_RT_HAS_CONFIG_REF,		/* the owner reference is held */
+	NBD_RT_BOUND,			/* configured over netlink */
+	NBD_RT_STARTED,			/* I/O may flow */
+	NBD_RT_DISCONNECT_REQUESTED,	/* the user asked to disconnect */
+	NBD_RT_DISCONNECT_ON_CLOSE,	/* NBD_CFLAG_DISCONNECT_ON_CLOSE */
+	NBD_RT_TIMEDOUT,		/* a request timed out */
+	NBD_RT_HAS_PID_FILE,
+	NBD_RT_HAS_BACKEND_FILE,
+	NBD_RT_TEARDOWN,		/* the last reference is gone */
+};
+
+/* nbd_device.flags */
+enum {
+	NBD_DEV_REGISTERED,		/* holds the registration reference */
+	NBD_DEV_DESTROY_ON_DISCONNECT,	/* NBD_CFLAG_DESTROY_ON_DISCONNECT */
+};
+
+/**
+ * struct nbd_config - one session with a server
+ * @nbd: the device
+ * @flags: NBD_RT_* bits
+ * @server_flags: transmission flags of the export (NBD_FLAG_*)
+ * @bytesize: size of the export in bytes
+ * @blksize: block size in bytes
+ * @conns: the connections, @num_conns of them (one hardware queue each)
+ * @num_conns: number of connections
+ * @live_conns: connections not yet failed
+ * @recv_threads: running receive workers
+ * @recv_wq: woken when a receive worker ends
+ * @dead_conn_timeout: how long I/O waits for a reconnect (jiffies)
+ * @dead_since: when the last live connection failed (jiffies)
+ * @backend: backend identifier given over netlink, or NULL
+ * @setup_task: the task that configures the device through ioctls
+ * @pid: the task that started the device
+ * @dbg_dir: debugfs directory while started
+ */
+struct nbd_config {
+	struct nbd_device *nbd;
+	unsigned long flags;
+	u32 server_flags;
+	u64 bytesize;
+	unsigned int blksize;
+
+	struct nbd_conn **conns;
+	unsigned int num_conns;
+	atomic_t live_conns;
+	atomic_t recv_threads;
+	wait_queue_head_t recv_wq;
+
+	unsigned long dead_conn_timeout;
+	unsigned long dead_since;
+
+	char *backend;
+	struct task_struct *setup_task;
+	pid_t pid;
+	struct dentry *dbg_dir;
+};
+
+/**
+ * struct nbd_device - one /dev/nbdX
+ * @tag_set: blk-mq tag set, one hardware queue per connection
+ * @disk: the gendisk
+ * @index: the X in nbdX
+ * @flags: NBD_DEV_* bits
+ * @refs: lifetime of the device
+ * @config_lock: serialises configuration changes
+ * @config_refs: lifetime of @config
+ * @config: the current session or NULL
+ * @recv_wq: workqueue running this device's receive workers
+ * @remove_work: deletes the disk once @refs is gone
+ * @config_put_work: drops a config reference on behalf of the timeout
+ *	handler, which must never tear the session down itself
+ */
+struct nbd_device {
+	struct blk_mq_tag_set tag_set;
+	struct gendisk *disk;
+	int index;
+	unsigned long flags;
+	refcount_t refs;
+
+	struct mutex config_lock;	/* serialises configuration */
+	refcount_t config_refs;
+	struct nbd_config *config;
+
+	struct workqueue_struct *recv_wq;
+	struct work_struct remove_work;
+	struct work_struct config_put_work;
+};
+
+/* nbd_cmd.state, protected by nbd_cmd.lock */
+enum nbd_cmd_state {
+	NBD_CMD_IDLE,		/* not ours: completed, requeued or new */
+	NBD_CMD_QUEUED,		/* on a connection's send list */
+	NBD_CMD_SENT,		/* (being) written to the socket */
+};
+
+/**
+ * struct nbd_cmd - per-request driver data (blk-mq PDU)
+ * @lentry: entry on the connection's send list
+ * @nbd: the device
+ * @conn: the connection the request was given to
+ * @lock: orders sending, receiving and reaping of this request
+ * @state: enum nbd_cmd_state
+ * @gen: generation of the current transmission (high half of the cookie)
+ * @wire: the command as it goes on the wire
+ * @status: completion status
+ */
+struct nbd_cmd {
+	struct llist_node lentry;
+	struct nbd_device *nbd;
+	struct nbd_conn *conn;
+	struct mutex lock;		/* see nbd_cmd_state */
+	u8 state;
+	u32 gen;
+	struct nbd_wire_cmd wire;
+	blk_status_t status;
+};
+
+static inline struct device *nbd_to_dev(struct nbd_device *nbd)
+{
+	return disk_to_dev(nbd->disk);
+}
+
+extern struct workqueue_struct *nbd_io_wq;
+
+/* main.c */
+struct nbd_device *nbd_lookup_get(int index);
+struct nbd_device *nbd_find_or_create(int index);
+void nbd_put(struct nbd_device *nbd);
+struct nbd_config *nbd_config_create(struct nbd_device *nbd);
+void nbd_config_put(struct nbd_device *nbd);
+int nbd_add_socket(struct nbd_config *config, int fd, bool netlink,
+		   struct netlink_ext_ack *extack);
+void nbd_clear_conns(struct nbd_config *config);
+int nbd_reconnect_socket(struct nbd_config *config, int fd,
+			 struct netlink_ext_ack *extack);
+int nbd_check_blksize(struct nbd_device *nbd, u64 blksize);
+int nbd_set_size(struct nbd_config *config, u64 bytesize, u64 blksize);
+void nbd_set_timeout(struct nbd_device *nbd, u64 seconds);
+int nbd_start_device(struct nbd_device *nbd);
+void nbd_shutdown_conns(struct nbd_config *config);
+void nbd_send_disconnects(struct nbd_config *config);
+void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc);
+void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
+			   blk_status_t status);
+void nbd_cmd_end(struct nbd_cmd *cmd, blk_status_t status);
+void nbd_conn_lost(struct nbd_conn *conn);
+bool nbd_device_connected(struct nbd_device *nbd);
+struct nbd_device *nbd_get_next(int *id);
+
+/* ioctl.c */
+int nbd_ioctl(struct block_device *bdev, nbd_mode_t mode, unsigned int cmd,
+	      unsigned long arg);
+
+/* netlink.c */
+int nbd_genl_init(void);
+void nbd_genl_exit(void);
+void nbd_genl_link_dead(int index);
+
+/* debugfs.c */
+#if IS_ENABLED(CONFIG_DEBUG_FS)
+void nbd_dbg_init(void);
+void nbd_dbg_exit(void);
+void nbd_dbg_dev_add(struct nbd_config *config);
+void nbd_dbg_dev_remove(struct nbd_config *config);
+#else
+static inline void nbd_dbg_init(void) { }
+static inline void nbd_dbg_exit(void) { }
+static inline void nbd_dbg_dev_add(struct nbd_config *config) { }
+static inline void nbd_dbg_dev_remove(struct nbd_config *config) { }
+#endif
+
+#endif /* _NBD_H */

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NBD transport: one connection's sender and receiver.
+ *
+ * The sender is a work item on a per-CPU workqueue: blk-mq's ->queue_rq
+ * only puts a request on the connection's lock-free send list and kicks
+ * the sender at the end of a batch, and the sender writes the batch with
+ * MSG_MORE on every message but the last.  Sending from a kernel worker
+ * means socket I/O never runs with a user task's credentials (SELinux
+ * checks) and is never cut short by a signal, so no request is ever left
+ * half-written on a socket that stays in use.
+ *
+ * The receiver is a work item that reads replies until the connection
+ * fails.  Every reply is checked before it touches a request: the magic,
+ * the cookie's hardware queue and tag, that the request is on the wire on
+ * this very connection, and that the cookie's generation is the one of
+ * the current transmission.  Anything else is a protocol violation that
+ * closes the connection.
+ */
+#include <linux/bio.h>
+#include <linux/blk-mq.h>
+#include <linux/net.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uio.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nbd.h"
+#include "transport.h"
+
+#define nbd_conn_err(conn, fmt, ...)					\
+	dev_err_ratelimited(nbd_to_dev((conn)->nbd), "connection %u: " fmt, \
+			    (conn)->index, ##__VA_ARGS__)
+
+static int nbd_sock_xmit(struct nbd_conn *conn, struct msghdr *msg)
+{
+	int ret;
+
+	while (msg_data_left(msg)) {
+		ret = sock_sendmsg(conn->sock, msg);
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+	}
+	return 0;
+}
+
+static int nbd_send_buf(struct nbd_conn *conn, void *buf, size_t len,
+			int flags)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | flags };
+
+	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, len);
+	return nbd_sock_xmit(conn, &msg);
+}
+
+static int nbd_recv_buf(struct nbd_conn *conn, void *buf, size_t len)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	int ret;
+
+	iov_iter_kvec(&msg.msg_iter, ITER_DEST, &iov, 1, len);
+	while (msg_data_left(&msg)) {
+		ret = sock_recvmsg(conn->sock, &msg, MSG_WAITALL | MSG_NOSIGNAL);
+		if (ret <= 0)
+			return ret ? ret : -ECONNRESET;
+	}
+	return 0;
+}
+
+/* Point @iter at the data of @bio, in place. */
+static void nbd_bio_iter(struct iov_iter *iter, unsigned int dir,
+			 struct bio *bio)
+{
+	struct bvec_iter bi;
+	struct bio_vec bv;
+	unsigned int nr = 0;
+
+	bio_for_each_bvec(bv, bio, bi)
+		nr++;
+	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
+		      nr, bio->bi_iter.bi_size);
+	iter->iov_offset = bio->bi_iter.bi_bvec_done;
+}
+
+static int nbd_send_rq_data(struct nbd_conn *conn, struct request *rq,
+			    bool more)
+{
+	struct bio *bio;
+	int ret;
+
+	__rq_for_each_bio(bio, rq) {
+		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+		if (more || bio->bi_next)
+			msg.msg_flags |= MSG_MORE;
+		nbd_bio_iter(&msg.msg_iter, ITER_SOURCE, bio);
+		ret = nbd_sock_xmit(conn, &msg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int nbd_recv_rq_data(struct nbd_conn *conn, struct request *rq)
+{
+	struct bio *bio;
+	int ret;
+
+	__rq_for_each_bio(bio, rq) {
+		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+
+		nbd_bio_iter(&msg.msg_iter, ITER_DEST, bio);
+		while (msg_data_left(&msg)) {
+			ret = sock_recvmsg(conn->sock, &msg,
+					   MSG_WAITALL | MSG_NOSIGNAL);
+			if (ret <= 0)
+				return ret ? ret : -ECONNRESET;
+		}
+	}
+	return 0;
+}
+
+static void nbd_send_cmd(struct nbd_conn *conn, struct nbd_cmd *cmd,
+			 bool more)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	bool has_data = cmd->wire.type == NBD_CMD_WRITE;
+	struct nbd_request hdr;
+	u16 type = cmd->wire.type;
+	int ret;
+
+	mutex_lock(&cmd->lock);
+	if (!nbd_conn_alive(conn)) {
+		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
+		mutex_unlock(&cmd->lock);
+		nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
+		return;
+	}
+
+	cmd->gen++;
+	nbd_encode_request(&hdr, &cmd->wire,
+			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
+	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
+	ret = nbd_send_buf(conn, &hdr, sizeof(hdr),
+			   (has_data || more) ? MSG_MORE : 0);
+	if (!ret && has_data)
+		ret = nbd_send_rq_data(conn, rq, more);
+	/*
+	 * Once the lock is dropped the reply may already have completed
+	 * the request: do not touch it any more.
+	 */
+	mutex_unlock(&cmd->lock);
+
+	if (ret) {
+		if (nbd_conn_alive(conn))
+			nbd_conn_err(conn, "sending %s request failed: %d\n",
+				     nbd_cmd_name(type), ret);
+		/* The reaper hands the request back once the receiver ends. */
+		nbd_conn_fail(conn, ret);
+		return;
+	}
+	conn->requests_sent++;
+}
+
+static void nbd_send_disc(struct nbd_conn *conn)
+{
+	struct nbd_wire_cmd disc = { .type = NBD_CMD_DISC };
+	struct nbd_request hdr;
+	int ret;
+
+	if (!nbd_conn_alive(conn))
+		return;
+	nbd_encode_request(&hdr, &disc, 0);
+	ret = nbd_send_buf(conn, &hdr, sizeof(hdr), 0);
+	if (ret)
+		dev_dbg(nbd_to_dev(conn->nbd),
+			"connection %u: sending disconnect failed: %d\n",
+			conn->index, ret);
+}
+
+static void nbd_send_work(struct work_struct *work)
+{
+	struct nbd_conn *conn = container_of(work, struct nbd_conn, send_work);
+	unsigned int noreclaim = memalloc_noreclaim_save();
+	struct llist_node *list;
+
+	mutex_lock(&conn->tx_lock);
+	while ((list = llist_del_all(&conn->send_list))) {
+		struct nbd_cmd *cmd, *next;
+
+		list = llist_reverse_order(list);
+		llist_for_each_entry_safe(cmd, next, list, lentry) {
+			bool more = next || !llist_empty(&conn->send_list);
+
+			nbd_send_cmd(conn, cmd, more);
+		}
+		cond_resched();
+	}
+	if (test_and_clear_bit(NBD_CONN_SEND_DISC, &conn->flags))
+		nbd_send_disc(conn);
+	mutex_unlock(&conn->tx_lock);
+	memalloc_noreclaim_restore(noreclaim);
+}
+
+static struct request *nbd_cookie_to_rq(struct nbd_device *nbd, u64 cookie)
+{
+	u32 unique = nbd_cookie_tag(cookie);
+	u16 hwq = blk_mq_unique_tag_to_hwq(unique);
+
+	if (hwq >= nbd->tag_set.nr_hw_queues)
+		return NULL;
+	return blk_mq_tag_to_rq(nbd->tag_set.tags[hwq],
+				blk_mq_unique_tag_to_tag(unique));
+}
+
+/*
+ * Claim the request a reply names.  Return the request, or NULL (after
+ * saying why) when the reply does not belong to a request this
+ * connection has on the wire in the transmission the cookie names.
+ */
+static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
+{
+	struct request *rq = nbd_cookie_to_rq(conn->nbd, cookie);
+	const char *why = NULL;
+	struct nbd_cmd *cmd;
+
+	if (!rq) {
+		nbd_conn_err(conn, "reply with unknown cookie %#llx\n", cookie);
+		return NULL;
+	}
+
+	cmd = blk_mq_rq_to_pdu(rq);
+	mutex_lock(&cmd->lock);
+	if (cmd->state != NBD_CMD_SENT)
+		why = "request not in flight";
+	else if (cmd->conn != conn)
+		why = "request was sent on another connection";
+	else if (cmd->gen != nbd_cookie_gen(cookie))
+		why = "stale generation";
+	else
+		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
+	mutex_unlock(&cmd->lock);
+
+	if (why) {
+		nbd_conn_err(conn, "unexpected reply, cookie %#llx: %s\n",
+			     cookie, why);
+		return NULL;
+	}
+	return rq;
+}
+
+static int nbd_recv_reply(struct nbd_conn *conn)
+{
+	struct nbd_reply reply;
+	struct nbd_cmd *cmd;
+	struct request *rq;
+	u32 error;
+	u64 cookie;
+	int ret;
+
+	ret = nbd_recv_buf(conn, &reply, sizeof(reply));
+	if (ret)
+		return ret;
+
+	if (nbd_decode_simple_reply(&reply, &cookie, &error)) {
+		nbd_conn_err(conn, "reply with bad magic %#010x\n",
+			     be32_to_cpu(reply.magic));
+		return -EPROTO;
+	}
+
+	rq = nbd_claim_reply(conn, cookie);
+	if (!rq)
+		return -EPROTO;
+	cmd = blk_mq_rq_to_pdu(rq);
+	conn->replies_received++;
+
+	if (error) {
+		dev_err_ratelimited(nbd_to_dev(conn->nbd),
+				    "server error %u on %s of %u bytes at %llu\n",
+				    error, nbd_cmd_name(cmd->wire.type),
+				    cmd->wire.length, cmd->wire.offset);
+		nbd_cmd_end(cmd, nbd_error_to_status(error));
+		return 0;
+	}
+
+	if (cmd->wire.type == NBD_CMD_READ) {
+		ret = nbd_recv_rq_data(conn, rq);
+		if (ret) {
+			nbd_conn_err(conn, "read reply payload cut short: %d\n",
+				     ret);
+			nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
+			return ret;
+		}
+	}
+	nbd_cmd_end(cmd, BLK_STS_OK);
+	return 0;
+}
+
+static bool nbd_reap_one(struct request *rq, void *data)
+{
+	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	struct nbd_conn *conn = data;
+	bool mine;
+
+	if (READ_ONCE(cmd->conn) != conn)
+		return true;
+
+	mutex_lock(&cmd->lock);
+	mine = cmd->conn == conn && cmd->state == NBD_CMD_SENT;
+	if (mine)
+		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
+	mutex_unlock(&cmd->lock);
+
+	if (mine)
+		nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
+	return true;
+}
+
+static void nbd_recv_work(struct work_struct *work)
+{
+	struct nbd_conn *conn = container_of(work, struct nbd_conn, recv_work);
+	struct nbd_config *config = conn->config;
+	struct nbd_device *nbd = conn->nbd;
+	unsigned int noreclaim;
+	int ret;
+
+	noreclaim = memalloc_noreclaim_save();
+	do {
+		ret = nbd_recv_reply(conn);
+	} while (!ret);
+	memalloc_noreclaim_restore(noreclaim);
+
+	if (nbd_conn_alive(conn) &&
+	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
+		if (ret == -ECONNRESET)
+			dev_warn(nbd_to_dev(nbd),
+				 "connection %u: closed by the server\n",
+				 conn->index);
+		else if (ret != -EPROTO)
+			dev_warn(nbd_to_dev(nbd),
+				 "connection %u: receive failed: %d\n",
+				 conn->index, ret);
+	}
+	nbd_conn_fail(conn, ret);
+
+	/*
+	 * Nothing more will be received here: hand back every request still
+	 * on the wire.  Requests the sender has not written yet are handed
+	 * back by the sender, which sees the connection dead.
+	 */
+	blk_mq_tagset_busy_iter(&nbd->tag_set, nbd_reap_one, conn);
+
+	atomic_dec(&config->recv_threads);
+	wake_up(&config->recv_wq);
+	nbd_config_put(nbd);
+}
+
+static void nbd_conn_setup_socket(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	/* Swap and filesystems on nbd: socket memory must not recurse. */
+	sk->sk_allocation = GFP_NOIO | __GFP_MEMALLOC;
+	sk_set_memalloc(sk);
+	if (sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk))
+		tcp_sock_set_nodelay(sk);
+}
+
+/**
+ * nbd_conn_create() - set up a connection around a connected socket
+ * @config: the session
+ * @index: the connection's number
+ * @sock: a connected stream socket; the connection owns the reference
+ *
+ * Return: the connection, or NULL when out of memory (the caller still
+ * owns @sock then).
+ */
+struct nbd_conn *nbd_conn_create(struct nbd_config *config,
+				 unsigned int index, struct socket *sock)
+{
+	struct nbd_conn *conn = kzalloc(sizeof(*conn), GFP_KERNEL);
+
+	if (!conn)
+		return NULL;
+	init_llist_head(&conn->send_list);
+	INIT_WORK(&conn->send_work, nbd_send_work);
+	INIT_WORK(&conn->recv_work, nbd_recv_work);
+	mutex_init(&conn->tx_lock);
+	conn->config = config;
+	conn->nbd = config->nbd;
+	conn->index = index;
+	conn->sock = sock;
+	nbd_conn_setup_socket(sock);
+	return conn;
+}
+
+/**
+ * nbd_conn_destroy() - free a connection and drop its socket
+ * @conn: a connection whose workers are idle and that takes no requests
+ */
+void nbd_conn_destroy(struct nbd_conn *conn)
+{
+	if (conn->sock)
+		sockfd_put(conn->sock);
+	mutex_destroy(&conn->tx_lock);
+	kfree(conn);
+}
+
+/**
+ * nbd_conn_start() - start receiving on a connection
+ * @conn: the connection
+ *
+ * The caller has taken a config reference and counted the worker in
+ * recv_threads; the receiver drops both when it ends.
+ */
+void nbd_conn_start(struct nbd_conn *conn)
+{
+	queue_work(conn->nbd->recv_wq, &conn->recv_work);
+}
+
+/**
+ * nbd_conn_kick() - make the sender run
+ * @conn: the connection
+ */
+void nbd_conn_kick(struct nbd_conn *conn)
+{
+	queue_work(nbd_io_wq, &conn->send_work);
+}
+
+/**
+ * nbd_conn_queue() - hand a started request to a connection
+ * @conn: the connection
+ * @cmd: the request, in state NBD_CMD_QUEUED
+ * @last: no more requests follow in this batch: start sending
+ */
+void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd, bool last)
+{
+	llist_add(&cmd->lentry, &conn->send_list);
+	if (last)
+		nbd_conn_kick(conn);
+}
+
+/**
+ * nbd_conn_send_disc() - send NBD_CMD_DISC after what is queued
+ * @conn: the connection
+ */
+void nbd_conn_send_disc(struct nbd_conn *conn)
+{
+	set_bit(NBD_CONN_SEND_DISC, &conn->flags);
+	nbd_conn_kick(conn);
+}
+
+/**
+ * nbd_conn_fail() - mark a connection dead and shut its socket down
+ * @conn: the connection
+ * @err: why, for the core's bookkeeping (0 for a requested shutdown)
+ *
+ * Safe from any context that may sleep, any number of times: the first
+ * call wins.  Shutting the socket down wakes the sender and the receiver;
+ * the receiver then hands back the requests on the wire.
+ */
+void nbd_conn_fail(struct nbd_conn *conn, int err)
+{
+	if (test_and_set_bit(NBD_CONN_DEAD, &conn->flags))
+		return;
+	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	nbd_conn_lost(conn);
+}
+
+/**
+ * nbd_conn_sync() - wait until the sender is idle
+ * @conn: the connection
+ */
+void nbd_conn_sync(struct nbd_conn *conn)
+{
+	flush_work(&conn->send_work);
+}
+
+/**
+ * nbd_conn_replace_socket() - give a dead connection a new socket
+ * @conn: a dead connection whose receiver has ended
+ * @sock: the new connected socket; the connection owns the reference
+ *
+ * The caller then counts the connection live again and starts it.
+ */
+void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
+{
+	struct socket *old;
+
+	nbd_conn_setup_socket(sock);
+	mutex_lock(&conn->tx_lock);
+	old = conn->sock;
+	conn->sock = sock;
+	clear_bit(NBD_CONN_SEND_DISC, &conn->flags);
+	clear_bit(NBD_CONN_DEAD, &conn->flags);
+	mutex_unlock(&conn->tx_lock);
+	sockfd_put(old);
+}

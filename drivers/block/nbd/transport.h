@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * NBD transport: sending requests and receiving replies on one connection.
+ *
+ * The rest of the driver sees a connection through this interface only.
+ * A request handed to nbd_conn_queue() is written by the connection's
+ * sender; replies are matched to requests and completed by its receiver;
+ * a connection that fails for any reason stops taking requests, and every
+ * request it had on the wire is handed back to nbd_cmd_retry_or_fail().
+ */
+#ifndef _NBD_TRANSPORT_H
+#define _NBD_TRANSPORT_H
+
+#include <linux/net.h>
+#include <linux/workqueue.h>
+#include <linux/llist.h>
+#include <linux/mutex.h>
+
+struct nbd_config;
+struct nbd_device;
+struct nbd_cmd;
+
+/* nbd_conn.flags */
+enum {
+	NBD_CONN_DEAD,		/* failed or shut down: takes no requests */
+	NBD_CONN_SEND_DISC,	/* send NBD_CMD_DISC after queued requests */
+};
+
+/**
+ * struct nbd_conn - one connection to the server
+ * @send_list: requests waiting to be sent, newest first
+ * @send_work: the sender: drains @send_list onto the socket
+ * @tx_lock: held while writing to the socket or replacing it
+ * @sock: the socket
+ * @flags: NBD_CONN_* bits
+ * @recv_work: the receiver: reads replies until the connection fails
+ * @config: the session this connection belongs to
+ * @nbd: the device
+ * @index: the connection's number (and hardware queue)
+ * @requests_sent: requests written, for debugfs
+ * @replies_received: replies matched, for debugfs
+ */
+struct nbd_conn {
+	/* submission side */
+	struct llist_head send_list;
+	struct work_struct send_work;
+	struct mutex tx_lock;		/* socket writes and swaps */
+	struct socket *sock;
+	unsigned long flags;
+
+	/* receive side */
+	struct work_struct recv_work;
+
+	struct nbd_config *config;
+	struct nbd_device *nbd;
+	unsigned int index;
+
+	u64 requests_sent;
+	u64 replies_received;
+};
+
+static inline bool nbd_conn_alive(struct nbd_conn *conn)
+{
+	return !test_bit(NBD_CONN_DEAD, &conn->flags);
+}
+
+struct nbd_conn *nbd_conn_create(struct nbd_config *config,
+				 unsigned int index, struct socket *sock);
+void nbd_conn_destroy(struct nbd_conn *conn);
+void nbd_conn_start(struct nbd_conn *conn);
+void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd, bool last);
+void nbd_conn_kick(struct nbd_conn *conn);
+void nbd_conn_send_disc(struct nbd_conn *conn);
+void nbd_conn_fail(struct nbd_conn *conn, int err);
+void nbd_conn_sync(struct nbd_conn *conn);
+void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock);
+
+#endif /* _NBD_TRANSPORT_H */

@@ -60,6 +60,12 @@ static int nbd_do_it(struct nbd_device *nbd)
 	} else {
 		ret = -ECONNRESET;
 	}
+
+	/* The session is over: nothing may read the dead device. */
+	mutex_lock(&nbd->config_lock);
+	if (nbd->config == config)
+		nbd_update_capacity(nbd, 0);
+	mutex_unlock(&nbd->config_lock);
 	nbd_config_put(nbd);
 	return ret;
 

@@ -96,18 +96,53 @@ void nbd_conn_lost(struct nbd_conn *conn)
 		nbd_genl_link_dead(conn->nbd->index);
 }
 
-static struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
-				      unsigned int idx)
+/*
+ * Connections and hardware queues: blk-mq makes at most one hardware
+ * queue per CPU, so with more connections than CPUs hardware queue h owns
+ * connections h, h + nr_hw_queues, h + 2 * nr_hw_queues, ...  Upstream
+ * leaves the extra connections unused.
+ */
+static inline bool nbd_conn_of_hctx(struct nbd_device *nbd,
+				    struct nbd_conn *conn,
+				    struct blk_mq_hw_ctx *hctx)
 {
-	unsigned int i, n = config->num_conns;
+	return conn->index % nbd->tag_set.nr_hw_queues == hctx->queue_num;
+}
+
+static struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
+				      struct blk_mq_hw_ctx *hctx,
+				      struct request *rq)
+{
+	unsigned int nr_hw = config->nbd->tag_set.nr_hw_queues;
+	unsigned int h = hctx->queue_num, n = config->num_conns;
+	unsigned int owned, i;
 	struct nbd_conn *conn;
 
-	for (i = 0; i < n; i++) {
-		conn = config->conns[(idx + i) % n];
-		if (nbd_conn_alive(conn))
-			return conn;
+	owned = DIV_ROUND_UP(n - h, nr_hw);
+	conn = config->conns[h + nr_hw * (rq->tag % owned)];
+	if (likely(nbd_conn_alive(conn)))
+		return conn;
+
+	/* That one failed: any live connection will do. */
+	for (i = 1; i < n; i++) {
+		struct nbd_conn *other = config->conns[(conn->index + i) % n];
+
+		if (nbd_conn_alive(other))
+			return other;
 	}
 	return NULL;
+}
+
+/* End of a batch: start the senders of this hardware queue's connections. */
+static void nbd_kick_hctx(struct nbd_config *config,
+			  struct blk_mq_hw_ctx *hctx)
+{
+	unsigned int nr_hw = config->nbd->tag_set.nr_hw_queues;
+	unsigned int i;
+
+	for (i = hctx->queue_num; i < config->num_conns; i += nr_hw)
+		if (!llist_empty(&config->conns[i]->send_list))
+			nbd_conn_kick(config->conns[i]);
 }
 
 static blk_status_t nbd_no_conn(struct blk_mq_hw_ctx *hctx,
@@ -152,7 +187,7 @@ static blk_status_t nbd_queue_rq(struct blk_mq_hw_ctx *hctx,
 	if (unlikely(ret))
 		return ret == -EOPNOTSUPP ? BLK_STS_NOTSUPP : BLK_STS_IOERR;
 
-	conn = nbd_pick_conn(config, hctx->queue_num);
+	conn = nbd_pick_conn(config, hctx, rq);
 	if (unlikely(!conn))
 		return nbd_no_conn(hctx, config);
 
@@ -160,7 +195,11 @@ static blk_status_t nbd_queue_rq(struct blk_mq_hw_ctx *hctx,
 	cmd->status = BLK_STS_OK;
 	blk_mq_start_request(rq);
 	WRITE_ONCE(cmd->state, NBD_CMD_QUEUED);
-	nbd_conn_queue(conn, cmd, bd->last || conn->index != hctx->queue_num);
+	nbd_conn_queue(conn, cmd);
+	if (unlikely(!nbd_conn_of_hctx(nbd, conn, hctx)))
+		nbd_conn_kick(conn);
+	if (bd->last)
+		nbd_kick_hctx(config, hctx);
 	return BLK_STS_OK;
 }
 
@@ -169,9 +208,8 @@ static void nbd_commit_rqs(struct blk_mq_hw_ctx *hctx)
 	struct nbd_device *nbd = hctx->queue->queuedata;
 	struct nbd_config *config = READ_ONCE(nbd->config);
 
-	if (config && test_bit(NBD_RT_STARTED, &config->flags) &&
-	    hctx->queue_num < config->num_conns)
-		nbd_conn_kick(config->conns[hctx->queue_num]);
+	if (config && test_bit(NBD_RT_STARTED, &config->flags))
+		nbd_kick_hctx(config, hctx);
 }
 
 static void nbd_complete_rq(struct request *rq)
@@ -321,8 +359,15 @@ static void nbd_config_qlimits(struct nbd_config *config,
 	l->rotational = flags & NBD_FLAG_ROTATIONAL;
 }
 
-/* Tell the block layer and udev about a new capacity. */
-static void nbd_update_capacity(struct nbd_device *nbd, u64 bytesize)
+/**
+ * nbd_update_capacity() - tell the block layer and udev about a new size
+ * @nbd: the device
+ * @bytesize: the size in bytes (0 when the device stops)
+ *
+ * Partitions are rescanned at the next open, which udev's change event
+ * brings about.
+ */
+void nbd_update_capacity(struct nbd_device *nbd, u64 bytesize)
 {
 	struct gendisk *disk = nbd->disk;
 
@@ -717,6 +762,9 @@ static void nbd_config_teardown(struct nbd_device *nbd)
 	unsigned int i;
 
 	set_bit(NBD_RT_TEARDOWN, &config->flags);
+	/* First, so that nothing (udev's blkid) reads a dead device. */
+	if (test_bit(NBD_RT_STARTED, &config->flags))
+		nbd_update_capacity(nbd, 0);
 	nbd_dbg_dev_remove(config);
 	if (test_and_clear_bit(NBD_RT_HAS_PID_FILE, &config->flags))
 		device_remove_file(nbd_to_dev(nbd), &dev_attr_pid);
@@ -738,7 +786,6 @@ static void nbd_config_teardown(struct nbd_device *nbd)
 	kfree(config->conns);
 
 	if (test_bit(NBD_RT_STARTED, &config->flags)) {
-		nbd_update_capacity(nbd, 0);
 		set_disk_ro(nbd->disk, false);
 		nbd_default_qlimits(&lim, NBD_DEFAULT_BLKSIZE);
 		blk_mq_freeze_queue(q);
@@ -809,13 +856,9 @@ int nbd_start_device(struct nbd_device *nbd)
 		return -EINVAL;
 	}
 
+	/* blk-mq caps this at the number of CPUs: see nbd_pick_conn() */
 	if (nbd->tag_set.nr_hw_queues != config->num_conns)
 		blk_mq_update_nr_hw_queues(&nbd->tag_set, config->num_conns);
-	if (nbd->tag_set.nr_hw_queues != config->num_conns) {
-		dev_err(nbd_to_dev(nbd), "cannot set up %u hardware queues\n",
-			config->num_conns);
-		return -ENOMEM;
-	}
 
 	nbd_config_qlimits(config, &lim);
 	blk_mq_freeze_queue(q);

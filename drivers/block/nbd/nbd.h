@@ -196,6 +196,7 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 			 struct netlink_ext_ack *extack);
 int nbd_check_blksize(struct nbd_device *nbd, u64 blksize);
 int nbd_set_size(struct nbd_config *config, u64 bytesize, u64 blksize);
+void nbd_update_capacity(struct nbd_device *nbd, u64 bytesize);
 void nbd_set_timeout(struct nbd_device *nbd, u64 seconds);
 int nbd_start_device(struct nbd_device *nbd);
 void nbd_shutdown_conns(struct nbd_config *config);

@@ -434,13 +434,13 @@ void nbd_conn_kick(struct nbd_conn *conn)
  * nbd_conn_queue() - hand a started request to a connection
  * @conn: the connection
  * @cmd: the request, in state NBD_CMD_QUEUED
- * @last: no more requests follow in this batch: start sending
+ *
+ * The request is sent once the caller kicks the sender, at the end of
+ * the batch.
  */
-void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd, bool last)
+void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd)
 {
 	llist_add(&cmd->lentry, &conn->send_list);
-	if (last)
-		nbd_conn_kick(conn);
 }
 
 /**

@@ -68,7 +68,7 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 				 unsigned int index, struct socket *sock);
 void nbd_conn_destroy(struct nbd_conn *conn);
 void nbd_conn_start(struct nbd_conn *conn);
-void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd, bool last);
+void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd);
 void nbd_conn_kick(struct nbd_conn *conn);
 void nbd_conn_send_disc(struct nbd_conn *conn);
 void nbd_conn_fail(struct nbd_conn *conn, int err);

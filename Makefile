@@ -23,13 +23,15 @@ install: modules
 	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_DIR=updates modules_install
 	depmod -a $(shell $(MAKE) -s -C $(KDIR) kernelrelease 2>/dev/null || uname -r)
 
+KERNEL ?= 6.12
+
 setup:
 	tools/testing/vm/setup.sh
 
-check:
+check: setup
 	tools/testing/run-all.sh
 
 demo:
-	tools/testing/demo.sh
+	tools/testing/demo.sh --kernel $(KERNEL)
 
 .PHONY: all modules clean install setup check demo

@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run every test: build checks on the host, then the selftests in a VM on
+# each kernel.  Ends with one line "N passed, N failed".
+#
+#   NBD_KERNELS="6.1 6.12"   kernels to test (aliases or releases)
+#   NBD_TESTS="nbd_dd ..."   run only these selftests
+#   NBD_RESULTS=DIR          where logs go (default: /var/tmp/nbd-results)
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+VM="$REPO/tools/testing/vm"
+KERNELS=${NBD_KERNELS:-"6.1 6.12"}
+RESULTS=${NBD_RESULTS:-/var/tmp/nbd-results}
+TESTS=${NBD_TESTS:-}
+passed=0
+failed=0
+failures=()
+
+mkdir -p "$RESULTS"
+cd "$REPO" || exit 1
+
+result() {	# result NAME OK
+	if [ "$2" = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - $1"
+	else
+		failed=$((failed + 1))
+		failures+=("$1")
+		echo "not ok - $1"
+	fi
+}
+
+for k in $KERNELS; do
+	krel=$("$VM/kernels.sh" "$k") || { result "kernel $k installed" 1; continue; }
+
+	# The module must build without a single warning.
+	log="$RESULTS/build-$krel.log"
+	"$VM/build-module.sh" "$krel" >/dev/null 2>"$log"
+	rc=$?
+	if [ $rc = 0 ] && grep -q 'warning:' "$log"; then
+		rc=1
+	fi
+	result "build nbd.ko for $krel" $rc
+	[ $rc = 0 ] || { tail -20 "$log"; continue; }
+
+	log="$RESULTS/selftests-$krel.log"
+	echo "# selftests on $krel (log: $log)"
+	# 4 vCPUs: blk-mq makes one hardware queue per CPU at most, and the
+	# multi-connection test wants to see 4 of them.
+	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1800 \
+		--log "$RESULTS/vm-$krel.log" -- \
+		tools/testing/selftests/nbd/run_tests.sh $TESTS 2>&1 | tee "$log"
+	vmrc=${PIPESTATUS[0]}
+
+	# Each selftest counts; so does the VM run's own verdict (no splat,
+	# module removable), which can fail while every test passed.
+	sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	if [ -n "$sum" ]; then
+		p=${sum%% passed*}
+		f=${sum#*passed, }
+		f=${f%% failed*}
+		passed=$((passed + p))
+		failed=$((failed + f))
+		[ "$f" = 0 ] || failures+=("selftests on $krel ($f)")
+	else
+		result "selftests ran on $krel" 1
+	fi
+	verdict=$(grep -E 'NBD-VM-RESULT' "$log" | tail -1)
+	case "$verdict" in
+	*splat=0*rmmod=ok*) clean=0 ;;
+	*) clean=1 ;;
+	esac
+	result "no kernel splat and nbd unloads on $krel (vm-run rc=$vmrc)" $clean
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "# failed:"
+	printf '#   %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

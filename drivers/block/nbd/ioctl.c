@@ -63,7 +63,7 @@ static int nbd_do_it(struct nbd_device *nbd)
 
 	/* The session is over: nothing may read the dead device. */
 	mutex_lock(&nbd->config_lock);
-	if (nbd->config == config)
+	if (nbd->config == config && get_capacity(nbd->disk))
 		nbd_update_capacity(nbd, 0);
 	mutex_unlock(&nbd->config_lock);
 	nbd_config_put(nbd);

@@ -299,19 +299,20 @@ static const struct blk_mq_ops nbd_mq_ops = {
 
 /* sysfs: pid and backend exist while the device is started */
 
+/*
+ * No config_lock here: teardown removes these files under config_lock and
+ * waits for their readers.  A session is freed only after its files are
+ * gone, so the one a reader sees stays valid while it reads.
+ */
 static ssize_t pid_show(struct device *dev, struct device_attribute *attr,
 			char *buf)
 {
 	struct nbd_device *nbd = dev_to_disk(dev)->private_data;
-	struct nbd_config *config;
-	ssize_t ret = -ENOENT;
+	struct nbd_config *config = READ_ONCE(nbd->config);
 
-	mutex_lock(&nbd->config_lock);
-	config = nbd->config;
-	if (config && test_bit(NBD_RT_HAS_PID_FILE, &config->flags))
-		ret = sysfs_emit(buf, "%d\n", config->pid);
-	mutex_unlock(&nbd->config_lock);
-	return ret;
+	if (!config)
+		return -ENOENT;
+	return sysfs_emit(buf, "%d\n", config->pid);
 }
 static DEVICE_ATTR_RO(pid);
 
@@ -319,15 +320,11 @@ static ssize_t backend_show(struct device *dev, struct device_attribute *attr,
 			    char *buf)
 {
 	struct nbd_device *nbd = dev_to_disk(dev)->private_data;
-	struct nbd_config *config;
-	ssize_t ret = -ENOENT;
+	struct nbd_config *config = READ_ONCE(nbd->config);
 
-	mutex_lock(&nbd->config_lock);
-	config = nbd->config;
-	if (config && config->backend)
-		ret = sysfs_emit(buf, "%s\n", config->backend);
-	mutex_unlock(&nbd->config_lock);
-	return ret;
+	if (!config || !config->backend)
+		return -ENOENT;
+	return sysfs_emit(buf, "%s\n", config->backend);
 }
 static DEVICE_ATTR_RO(backend);
 
@@ -592,6 +589,7 @@ static void nbd_start_conn(struct nbd_config *config, struct nbd_conn *conn)
 {
 	refcount_inc(&config->nbd->config_refs);
 	atomic_inc(&config->recv_threads);
+	set_bit(NBD_CONN_RECEIVING, &conn->flags);
 	nbd_conn_start(conn);
 }
 
@@ -629,8 +627,14 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 		return -ENOSPC;
 	}
 
-	/* The old receiver must be done before the socket changes. */
-	flush_work(&conn->recv_work);
+	/*
+	 * The old receiver must be done before the socket changes.  Not
+	 * flush_work(): the receiver may take config_lock in its last
+	 * config put (not here, as the owner reference is held, but lockdep
+	 * cannot know that).
+	 */
+	wait_event(config->recv_wq,
+		   !test_bit(NBD_CONN_RECEIVING, &conn->flags));
 	nbd_conn_sync(conn);
 	nbd_conn_replace_socket(conn, sock);
 	atomic_inc(&config->live_conns);
@@ -668,7 +672,9 @@ struct nbd_config *nbd_config_create(struct nbd_device *nbd)
 	set_bit(NBD_RT_HAS_CONFIG_REF, &config->flags);
 
 	refcount_inc(&nbd->refs);
-	nbd->config = config;
+	WRITE_ONCE(nbd->config, config);
+	/* nbd_timeout() reads nbd->config once it got a reference */
+	smp_wmb();
 	refcount_set(&nbd->config_refs, 1);
 	return config;
 }
@@ -726,6 +732,8 @@ void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
 		mutex_unlock(&nbd->config_lock);
 		return;
 	}
+	if (test_bit(NBD_RT_STARTED, &config->flags) && get_capacity(nbd->disk))
+		nbd_update_capacity(nbd, 0);
 	if (send_disc)
 		nbd_send_disconnects(config);
 	else
@@ -763,7 +771,7 @@ static void nbd_config_teardown(struct nbd_device *nbd)
 
 	set_bit(NBD_RT_TEARDOWN, &config->flags);
 	/* First, so that nothing (udev's blkid) reads a dead device. */
-	if (test_bit(NBD_RT_STARTED, &config->flags))
+	if (test_bit(NBD_RT_STARTED, &config->flags) && get_capacity(nbd->disk))
 		nbd_update_capacity(nbd, 0);
 	nbd_dbg_dev_remove(config);
 	if (test_and_clear_bit(NBD_RT_HAS_PID_FILE, &config->flags))

@@ -353,6 +353,7 @@ static void nbd_recv_work(struct work_struct *work)
 	 */
 	blk_mq_tagset_busy_iter(&nbd->tag_set, nbd_reap_one, conn);
 
+	clear_bit(NBD_CONN_RECEIVING, &conn->flags);
 	atomic_dec(&config->recv_threads);
 	wake_up(&config->recv_wq);
 	nbd_config_put(nbd);

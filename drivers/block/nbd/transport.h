@@ -24,6 +24,7 @@ struct nbd_cmd;
 enum {
 	NBD_CONN_DEAD,		/* failed or shut down: takes no requests */
 	NBD_CONN_SEND_DISC,	/* send NBD_CMD_DISC after queued requests */
+	NBD_CONN_RECEIVING,	/* the receiver has not handed back yet */
 };
 
 /**

@@ -1,0 +1,94 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Resolve a kernel alias (6.1, 6.12) or a full release string to an
+# installed kernel release that has both /boot/vmlinuz-R and
+# /lib/modules/R/build.
+set -euo pipefail
+
+PROG=${0##*/}
+DEFAULT_ALIASES=(6.1 6.12)
+
+usage() {
+	cat <<EOF
+Usage: $PROG ALIAS|RELEASE
+       $PROG --list
+
+Print the full installed kernel release for ALIAS (e.g. 6.1 or 6.12: the
+newest installed release of that series having both /boot/vmlinuz-R and
+/lib/modules/R/build). A full RELEASE is printed back if it is installed.
+
+  --list   print the default set of releases (${DEFAULT_ALIASES[*]}),
+           one per line
+  -h       show this help
+EOF
+}
+
+die() {
+	echo "$PROG: $*" >&2
+	exit 1
+}
+
+# A release is usable when we can boot it and build modules for it.
+usable() {
+	[[ -f /boot/vmlinuz-$1 && -d /lib/modules/$1/build ]]
+}
+
+# Installed usable releases, one per line, oldest first.
+installed_releases() {
+	local d r
+	for d in /lib/modules/*/; do
+		[[ -d $d ]] || continue
+		r=${d%/}
+		r=${r##*/}
+		if usable "$r"; then
+			printf '%s\n' "$r"
+		fi
+	done | sort -V
+}
+
+resolve() {
+	local want=$1 rel best="" plain=""
+
+	if [[ $want =~ ^[0-9]+\.[0-9]+$ ]]; then
+		# "6.1" must match 6.1.0-56-amd64 but not 6.12.x.
+		while IFS= read -r rel; do
+			[[ $rel == "$want".* || $rel == "$want"-* ||
+				$rel == "$want"+* ]] || continue
+			best=$rel
+			# Prefer the generic flavour over -rt / -cloud ones.
+			if [[ $rel != *-rt-* && $rel != *-cloud-* ]]; then
+				plain=$rel
+			fi
+		done < <(installed_releases)
+		[[ -n $plain ]] && best=$plain
+		[[ -n $best ]] ||
+			die "no installed $want kernel with /boot/vmlinuz-* and /lib/modules/*/build (run tools/testing/vm/setup.sh)"
+		printf '%s\n' "$best"
+		return 0
+	fi
+
+	usable "$want" ||
+		die "kernel '$want' is not installed (need /boot/vmlinuz-$want and /lib/modules/$want/build)"
+	printf '%s\n' "$want"
+}
+
+[[ $# -eq 1 ]] || { usage >&2; exit 1; }
+
+case $1 in
+-h|--help)
+	usage
+	;;
+--list)
+	for a in "${DEFAULT_ALIASES[@]}"; do
+		resolve "$a"
+	done
+	;;
+-*)
+	usage >&2
+	exit 1
+	;;
+*)
+	resolve "$1"
+	;;
+esac

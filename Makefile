@@ -9,7 +9,18 @@
 #   make demo                 attach /dev/nbd0 in a VM and use it
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
-KBUILD_ARGS := -C $(KDIR) M=$(CURDIR) CONFIG_BLK_DEV_NBD=m
+# srcversion lets users check that the module loaded is the one built:
+# modinfo -F srcversion nbd.ko vs /sys/module/nbd/srcversion.
+KBUILD_ARGS := -C $(KDIR) M=$(CURDIR) CONFIG_BLK_DEV_NBD=m \
+	       CONFIG_MODULE_SRCVERSION_ALL=y
+
+# The release modules are installed for.  Distribution header packages may
+# report another string from `make kernelrelease`, so prefer the path.
+ifneq ($(filter /lib/modules/%/build,$(KDIR)),)
+KRELEASE ?= $(patsubst /lib/modules/%/build,%,$(KDIR))
+else
+KRELEASE ?= $(shell $(MAKE) -s -C $(KDIR) kernelrelease)
+endif
 
 all: modules
 
@@ -19,9 +30,12 @@ modules:
 clean:
 	$(MAKE) $(KBUILD_ARGS) clean
 
+# updates/ is searched before the kernel's own modules.  No signing: an
+# out-of-tree build has no key (load it with module signing not enforced).
 install: modules
-	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_DIR=updates modules_install
-	depmod -a $(shell $(MAKE) -s -C $(KDIR) kernelrelease 2>/dev/null || uname -r)
+	$(MAKE) $(KBUILD_ARGS) INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= \
+		modules_install
+	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) -a $(KRELEASE)
 
 KERNEL ?= 6.12
 

@@ -6,13 +6,13 @@
 #
 #   NBD_KERNELS="6.1 6.12"   kernels to test (aliases or releases)
 #   NBD_TESTS="nbd_dd ..."   run only these selftests
-#   NBD_RESULTS=DIR          where logs go (default: /var/tmp/nbd-results)
+#   NBD_RESULTS=DIR          where logs go (default: /var/cache/nbd-dev/results)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 VM="$REPO/tools/testing/vm"
 KERNELS=${NBD_KERNELS:-"6.1 6.12"}
-RESULTS=${NBD_RESULTS:-/var/tmp/nbd-results}
+RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 passed=0
 failed=0
@@ -20,6 +20,21 @@ failures=()
 
 mkdir -p "$RESULTS"
 cd "$REPO" || exit 1
+
+make_stage() {	# make_stage KREL DIR: a module tree linking to the kernel's
+	local k=$1 d=$2/lib/modules/$1 f
+
+	rm -rf "$2"
+	mkdir -p "$d"
+	for f in "/lib/modules/$k"/*; do
+		case ${f##*/} in
+		modules.order | modules.builtin | modules.builtin.modinfo)
+			cp "$f" "$d/" ;;
+		modules.* | build | source | updates) ;;
+		*) ln -s "$f" "$d/" ;;
+		esac
+	done
+}
 
 result() {	# result NAME OK
 	if [ "$2" = 0 ]; then
@@ -37,7 +52,7 @@ for k in $KERNELS; do
 
 	# The module must build without a single warning.
 	log="$RESULTS/build-$krel.log"
-	"$VM/build-module.sh" "$krel" >/dev/null 2>"$log"
+	ko=$("$VM/build-module.sh" "$krel" 2>"$log")
 	rc=$?
 	if [ $rc = 0 ] && grep -q 'warning:' "$log"; then
 		rc=1
@@ -45,11 +60,25 @@ for k in $KERNELS; do
 	result "build nbd.ko for $krel" $rc
 	[ $rc = 0 ] || { tail -20 "$log"; continue; }
 
+	# make install into a stage that links to the kernel's own modules,
+	# so that its depmod sees both; the VM test then checks modprobe.
+	stage="$RESULTS/install-$krel"
+	make_stage "$krel" "$stage"
+	make -s -C "${ko%/drivers/block/nbd/nbd.ko}" install \
+		KDIR="/lib/modules/$krel/build" INSTALL_MOD_PATH="$stage" \
+		>"$RESULTS/install-$krel.log" 2>&1
+	rc=$?
+	picked=$(modprobe -d "$stage" -S "$krel" -n -v nbd 2>&1 | awk '/insmod/ {print $2}')
+	echo "# after make install, modprobe nbd would load $picked"
+	[ $rc = 0 ] && [[ $picked == "$stage/lib/modules/$krel/updates/"* ]]
+	result "make install for $krel: modprobe prefers updates/nbd.ko" $?
+
 	log="$RESULTS/selftests-$krel.log"
 	echo "# selftests on $krel (log: $log)"
 	# 4 vCPUs: blk-mq makes one hardware queue per CPU at most, and the
 	# multi-connection test wants to see 4 of them.
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1800 \
+		--module "$ko" --env "NBD_INSTALL_STAGE=$stage" \
 		--log "$RESULTS/vm-$krel.log" -- \
 		tools/testing/selftests/nbd/run_tests.sh $TESTS 2>&1 | tee "$log"
 	vmrc=${PIPESTATUS[0]}

@@ -14,6 +14,7 @@ VM="$REPO/tools/testing/vm"
 KERNELS=${NBD_KERNELS:-"6.1 6.12"}
 RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
+DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
 failures=()
@@ -59,6 +60,16 @@ for k in $KERNELS; do
 	fi
 	result "build nbd.ko for $krel" $rc
 	[ $rc = 0 ] || { tail -20 "$log"; continue; }
+
+	# DKMS builds it from a clean export of the tree, in a private tree
+	dk="$RESULTS/dkms-$krel"
+	rm -rf "$dk"
+	mkdir -p "$dk/src/nbd-$DKMS_VER" "$dk/dkms"
+	git -C "$REPO" ls-files -z | (cd "$REPO" && xargs -0 cp --parents -t "$dk/src/nbd-$DKMS_VER")
+	dkms build -m nbd -v "$DKMS_VER" -k "$krel" --sourcetree "$dk/src" \
+		--dkmstree "$dk/dkms" >"$dk.log" 2>&1 &&
+		ls "$dk/dkms/nbd/$DKMS_VER/$krel"/*/module/nbd.ko* >/dev/null 2>&1
+	result "dkms build for $krel" $?
 
 	# make install into a stage that links to the kernel's own modules,
 	# so that its depmod sees both; the VM test then checks modprobe.

@@ -49,6 +49,8 @@ PACKAGES=(
 	# VM and tests
 	qemu-system-x86 busybox-static nbdkit nbd-client nbd-server qemu-utils
 	fio parted e2fsprogs udev util-linux iproute2 procps python3
+	# packaging check
+	dkms
 )
 
 is_installed() {

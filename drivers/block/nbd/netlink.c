@@ -192,6 +192,19 @@ static int nbd_genl_setup(struct genl_info *info, struct nbd_config *config)
 	return err;
 }
 
+/*
+ * Configuring needs CAP_SYS_ADMIN, as upstream (GENL_ADMIN_PERM would only
+ * ask for CAP_NET_ADMIN).
+ */
+static int nbd_genl_check_perm(struct sk_buff *skb)
+{
+	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
+		pr_err_ratelimited("configuring nbd needs CAP_SYS_ADMIN\n");
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int nbd_genl_connect(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
@@ -199,6 +212,10 @@ static int nbd_genl_connect(struct sk_buff *skb, struct genl_info *info)
 	struct nbd_device *nbd;
 	int index = -1, tries = 0;
 	int err;
+
+	err = nbd_genl_check_perm(skb);
+	if (err)
+		return err;
 
 	if (GENL_REQ_ATTR_CHECK(info, NBD_ATTR_SIZE_BYTES) ||
 	    GENL_REQ_ATTR_CHECK(info, NBD_ATTR_SOCKETS)) {
@@ -284,8 +301,13 @@ static struct nbd_device *nbd_genl_lookup(struct genl_info *info)
 
 static int nbd_genl_disconnect(struct sk_buff *skb, struct genl_info *info)
 {
-	struct nbd_device *nbd = nbd_genl_lookup(info);
+	struct nbd_device *nbd;
+	int err;
 
+	err = nbd_genl_check_perm(skb);
+	if (err)
+		return err;
+	nbd = nbd_genl_lookup(info);
 	if (IS_ERR(nbd))
 		return PTR_ERR(nbd);
 	nbd_disconnect_and_put(nbd, true);
@@ -348,7 +370,8 @@ static int nbd_genl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 	struct nbd_device *nbd;
 	int err;
 
-	err = nbd_genl_check_common(info);
+	err = nbd_genl_check_perm(skb);
+	err = err ?: nbd_genl_check_common(info);
 	if (err)
 		return err;
 	nbd = nbd_genl_lookup(info);
@@ -447,21 +470,18 @@ static const struct genl_small_ops nbd_genl_ops[] = {
 		.cmd		= NBD_CMD_CONNECT,
 		.validate	= GENL_DONT_VALIDATE_STRICT |
 				  GENL_DONT_VALIDATE_DUMP,
-		.flags		= GENL_ADMIN_PERM,
 		.doit		= nbd_genl_connect,
 	},
 	{
 		.cmd		= NBD_CMD_DISCONNECT,
 		.validate	= GENL_DONT_VALIDATE_STRICT |
 				  GENL_DONT_VALIDATE_DUMP,
-		.flags		= GENL_ADMIN_PERM,
 		.doit		= nbd_genl_disconnect,
 	},
 	{
 		.cmd		= NBD_CMD_RECONFIGURE,
 		.validate	= GENL_DONT_VALIDATE_STRICT |
 				  GENL_DONT_VALIDATE_DUMP,
-		.flags		= GENL_ADMIN_PERM,
 		.doit		= nbd_genl_reconfigure,
 	},
 	{
@@ -488,6 +508,19 @@ static struct genl_family nbd_genl_family __ro_after_init = {
 	.mcgrps		= nbd_mcast_grps,
 	.n_mcgrps	= ARRAY_SIZE(nbd_mcast_grps),
 };
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/**
+ * nbd_genl_kunit_family() - the family, for tests that send it requests
+ *
+ * Return: the nbd generic netlink family.
+ */
+const struct genl_family *nbd_genl_kunit_family(void)
+{
+	return &nbd_genl_family;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_genl_kunit_family);
+#endif
 
 /**
  * nbd_genl_link_dead() - tell listeners that a connection died

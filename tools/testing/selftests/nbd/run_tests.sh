@@ -28,6 +28,7 @@ TESTS=(
 	nbd_modprobe_race:300
 	nbd_hostile:600
 	nbd_qemu:300
+	nbd_perm:300
 )
 # nbd_install checks "make install"; it needs the harness's staging
 # directory, so it runs by default only when that is given.

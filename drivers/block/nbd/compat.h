@@ -52,7 +52,7 @@
  * @max_discard_sectors: largest discard (0: no discard support)
  * @max_write_zeroes_sectors: largest write-zeroes (0: not supported)
  * @write_cache: the server has a volatile cache (it accepts FLUSH)
- * @fua: the server honours FUA on writes
+ * @fua: the server honours FUA on writes (only with @write_cache)
  * @rotational: seeks are expensive on the server
  */
 struct nbd_qlimits {
@@ -82,7 +82,7 @@ static inline void nbd_qlimits_fill(struct queue_limits *lim,
 			   BLK_FEAT_ROTATIONAL);
 	if (l->write_cache)
 		lim->features |= BLK_FEAT_WRITE_CACHE;
-	if (l->write_cache && l->fua)
+	if (l->fua)
 		lim->features |= BLK_FEAT_FUA;
 	if (l->rotational)
 		lim->features |= BLK_FEAT_ROTATIONAL;
@@ -122,7 +122,7 @@ static inline int nbd_apply_qlimits(struct request_queue *q,
 	q->limits.discard_granularity = l->max_discard_sectors ?
 					l->blksize : 0;
 	blk_queue_max_write_zeroes_sectors(q, l->max_write_zeroes_sectors);
-	blk_queue_write_cache(q, l->write_cache, l->write_cache && l->fua);
+	blk_queue_write_cache(q, l->write_cache, l->fua);
 	if (l->rotational)
 		blk_queue_flag_clear(QUEUE_FLAG_NONROT, q);
 	else

@@ -338,23 +338,29 @@ static void nbd_default_qlimits(struct nbd_qlimits *l, unsigned int blksize)
 	};
 }
 
-static void nbd_config_qlimits(struct nbd_config *config,
-			       struct nbd_qlimits *l)
+/**
+ * nbd_flags_to_qlimits() - the queue limits an export's flags call for
+ * @flags: transmission flags (NBD_FLAG_*)
+ * @blksize: block size in bytes
+ * @l: the limits to fill
+ */
+VISIBLE_IF_KUNIT void nbd_flags_to_qlimits(u32 flags, unsigned int blksize,
+					   struct nbd_qlimits *l)
 {
 	/* The protocol's length field is 32 bits wide. */
-	unsigned int max_sectors = round_down(U32_MAX, config->blksize) >>
+	unsigned int max_sectors = round_down(U32_MAX, blksize) >>
 				   SECTOR_SHIFT;
-	u32 flags = config->server_flags;
 
-	nbd_default_qlimits(l, config->blksize);
+	nbd_default_qlimits(l, blksize);
 	if (flags & NBD_FLAG_SEND_TRIM)
 		l->max_discard_sectors = max_sectors;
 	if (flags & NBD_FLAG_SEND_WRITE_ZEROES)
 		l->max_write_zeroes_sectors = max_sectors;
 	l->write_cache = flags & NBD_FLAG_SEND_FLUSH;
-	l->fua = flags & NBD_FLAG_SEND_FUA;
+	l->fua = (flags & NBD_FLAG_SEND_FLUSH) && (flags & NBD_FLAG_SEND_FUA);
 	l->rotational = flags & NBD_FLAG_ROTATIONAL;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_flags_to_qlimits);
 
 /**
  * nbd_update_capacity() - tell the block layer and udev about a new size
@@ -439,6 +445,7 @@ int nbd_set_size(struct nbd_config *config, u64 bytesize, u64 blksize)
 	config->bytesize = bytesize;
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_set_size);
 
 /**
  * nbd_set_timeout() - set the per-request timeout
@@ -452,13 +459,46 @@ void nbd_set_timeout(struct nbd_device *nbd, u64 seconds)
 	blk_queue_rq_timeout(nbd->disk->queue,
 			     seconds ? seconds * HZ : NBD_DEFAULT_TIMEOUT);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_set_timeout);
+
+/**
+ * nbd_check_sock() - check that a socket can carry NBD
+ * @nbd: the device, for messages
+ * @sock: the socket
+ * @extack: netlink extended ack, or NULL
+ *
+ * Return: 0 for a connected TCP or UNIX stream socket, else -EINVAL or
+ * -ENOTCONN with a message.
+ */
+int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
+		   struct netlink_ext_ack *extack)
+{
+	struct sock *sk = sock->sk;
+
+	if (sock->type != SOCK_STREAM || !sk ||
+	    !(sk->sk_family == AF_UNIX ||
+	      ((sk->sk_family == AF_INET || sk->sk_family == AF_INET6) &&
+	       sk->sk_protocol == IPPROTO_TCP))) {
+		dev_err(nbd_to_dev(nbd),
+			"only TCP and UNIX stream sockets are supported\n");
+		NL_SET_ERR_MSG(extack,
+			       "nbd: only TCP and UNIX stream sockets are supported");
+		return -EINVAL;
+	}
+	if (sock->state != SS_CONNECTED) {
+		dev_err(nbd_to_dev(nbd), "socket is not connected\n");
+		NL_SET_ERR_MSG(extack, "nbd: socket is not connected");
+		return -ENOTCONN;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_check_sock);
 
 static int nbd_get_socket(struct nbd_device *nbd, int fd,
 			  struct netlink_ext_ack *extack,
 			  struct socket **sockp)
 {
 	struct socket *sock;
-	struct sock *sk;
 	int err;
 
 	sock = sockfd_lookup(fd, &err);
@@ -472,37 +512,59 @@ static int nbd_get_socket(struct nbd_device *nbd, int fd,
 		NL_SET_ERR_MSG(extack, "nbd: bad socket file descriptor");
 		return err;
 	}
-
-	sk = sock->sk;
-	if (sock->type != SOCK_STREAM || !sk ||
-	    !(sk->sk_family == AF_UNIX ||
-	      ((sk->sk_family == AF_INET || sk->sk_family == AF_INET6) &&
-	       sk->sk_protocol == IPPROTO_TCP))) {
-		dev_err(nbd_to_dev(nbd),
-			"fd %d: only TCP and UNIX stream sockets are supported\n",
-			fd);
-		NL_SET_ERR_MSG(extack,
-			       "nbd: only TCP and UNIX stream sockets are supported");
-		err = -EINVAL;
-		goto out_put;
-	}
-	if (sock->state != SS_CONNECTED) {
-		dev_err(nbd_to_dev(nbd), "fd %d: socket is not connected\n",
-			fd);
-		NL_SET_ERR_MSG(extack, "nbd: socket is not connected");
-		err = -ENOTCONN;
-		goto out_put;
+	err = nbd_check_sock(nbd, sock, extack);
+	if (err) {
+		sockfd_put(sock);
+		return err;
 	}
 	*sockp = sock;
 	return 0;
-
-out_put:
-	sockfd_put(sock);
-	return err;
 }
 
 /**
- * nbd_add_socket() - add a connection to a session being set up
+ * nbd_add_sock() - add a connection to a session being set up
+ * @config: the session, not started; the caller holds config_lock
+ * @sock: a socket that passed nbd_check_sock() and has a file; on
+ *	success the connection owns that file reference
+ * @extack: netlink extended ack, or NULL
+ *
+ * Return: 0 or a negative errno (with a message).
+ */
+int nbd_add_sock(struct nbd_config *config, struct socket *sock,
+		 struct netlink_ext_ack *extack)
+{
+	struct nbd_device *nbd = config->nbd;
+	struct nbd_conn **conns, *conn;
+
+	if (test_bit(NBD_RT_STARTED, &config->flags)) {
+		dev_err(nbd_to_dev(nbd),
+			"cannot add a socket to a running device\n");
+		return -EBUSY;
+	}
+	if (config->num_conns >= NBD_MAX_CONNECTIONS) {
+		dev_err(nbd_to_dev(nbd), "too many connections (at most %d)\n",
+			NBD_MAX_CONNECTIONS);
+		NL_SET_ERR_MSG(extack, "nbd: too many connections");
+		return -EINVAL;
+	}
+
+	conns = krealloc_array(config->conns, config->num_conns + 1,
+			       sizeof(*conns), GFP_KERNEL);
+	if (!conns)
+		return -ENOMEM;
+	config->conns = conns;
+
+	conn = nbd_conn_create(config, config->num_conns, sock);
+	if (!conn)
+		return -ENOMEM;
+	config->conns[config->num_conns++] = conn;
+	atomic_inc(&config->live_conns);
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_add_sock);
+
+/**
+ * nbd_add_socket() - add a connection, given a socket's file descriptor
  * @config: the session, not started; the caller holds config_lock
  * @fd: a connected socket's file descriptor in the calling task
  * @netlink: called for a netlink CONNECT (else NBD_SET_SOCK)
@@ -514,15 +576,9 @@ int nbd_add_socket(struct nbd_config *config, int fd, bool netlink,
 		   struct netlink_ext_ack *extack)
 {
 	struct nbd_device *nbd = config->nbd;
-	struct nbd_conn **conns, *conn;
 	struct socket *sock;
 	int err;
 
-	if (test_bit(NBD_RT_STARTED, &config->flags)) {
-		dev_err(nbd_to_dev(nbd),
-			"cannot add a socket to a running device\n");
-		return -EBUSY;
-	}
 	if (!netlink) {
 		if (!config->setup_task)
 			config->setup_task = current;
@@ -532,36 +588,12 @@ int nbd_add_socket(struct nbd_config *config, int fd, bool netlink,
 			return -EBUSY;
 		}
 	}
-	if (config->num_conns >= NBD_MAX_CONNECTIONS) {
-		dev_err(nbd_to_dev(nbd), "too many connections (at most %d)\n",
-			NBD_MAX_CONNECTIONS);
-		NL_SET_ERR_MSG(extack, "nbd: too many connections");
-		return -EINVAL;
-	}
-
 	err = nbd_get_socket(nbd, fd, extack, &sock);
 	if (err)
 		return err;
-
-	conns = krealloc_array(config->conns, config->num_conns + 1,
-			       sizeof(*conns), GFP_KERNEL);
-	if (!conns) {
-		err = -ENOMEM;
-		goto out_put;
-	}
-	config->conns = conns;
-
-	conn = nbd_conn_create(config, config->num_conns, sock);
-	if (!conn) {
-		err = -ENOMEM;
-		goto out_put;
-	}
-	config->conns[config->num_conns++] = conn;
-	atomic_inc(&config->live_conns);
-	return 0;
-
-out_put:
-	sockfd_put(sock);
+	err = nbd_add_sock(config, sock, extack);
+	if (err)
+		sockfd_put(sock);
 	return err;
 }
 
@@ -678,6 +710,7 @@ struct nbd_config *nbd_config_create(struct nbd_device *nbd)
 	refcount_set(&nbd->config_refs, 1);
 	return config;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_config_create);
 
 /**
  * nbd_shutdown_conns() - shut every connection of a session down
@@ -745,6 +778,7 @@ void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
 	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
 	nbd_config_put(nbd);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_disconnect_and_put);
 
 static bool nbd_fail_leftover(struct request *rq, void *data)
 {
@@ -827,6 +861,7 @@ void nbd_config_put(struct nbd_device *nbd)
 	nbd_put(nbd);
 	module_put(THIS_MODULE);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_config_put);
 
 /**
  * nbd_start_device() - let I/O flow on a configured session
@@ -868,7 +903,7 @@ int nbd_start_device(struct nbd_device *nbd)
 	if (nbd->tag_set.nr_hw_queues != config->num_conns)
 		blk_mq_update_nr_hw_queues(&nbd->tag_set, config->num_conns);
 
-	nbd_config_qlimits(config, &lim);
+	nbd_flags_to_qlimits(config->server_flags, config->blksize, &lim);
 	blk_mq_freeze_queue(q);
 	err = nbd_apply_qlimits(q, &lim);
 	blk_mq_unfreeze_queue(q);
@@ -897,6 +932,7 @@ int nbd_start_device(struct nbd_device *nbd)
 		 config->num_conns == 1 ? "" : "s", config->server_flags);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_start_device);
 
 /* Devices */
 
@@ -975,6 +1011,7 @@ void nbd_put(struct nbd_device *nbd)
 	if (refcount_dec_and_test(&nbd->refs))
 		queue_work(nbd_del_wq, &nbd->remove_work);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_put);
 
 static struct nbd_device *nbd_dev_add(int index)
 {
@@ -1088,6 +1125,7 @@ struct nbd_device *nbd_lookup_get(int index)
 	mutex_unlock(&nbd_index_mutex);
 	return nbd;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_lookup_get);
 
 static struct nbd_device *nbd_get_free(void)
 {
@@ -1136,6 +1174,7 @@ struct nbd_device *nbd_find_or_create(int index)
 	}
 	return ERR_PTR(-EBUSY);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_find_or_create);
 
 /**
  * nbd_device_connected() - whether a device has a started session

@@ -39,6 +39,7 @@
 #include <linux/refcount.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <kunit/visibility.h>
 
 #include "compat.h"
 #include "proto.h"
@@ -54,6 +55,7 @@
 
 struct nbd_conn;
 struct netlink_ext_ack;
+struct socket;
 struct dentry;
 
 /* nbd_config.flags */
@@ -189,6 +191,10 @@ struct nbd_device *nbd_find_or_create(int index);
 void nbd_put(struct nbd_device *nbd);
 struct nbd_config *nbd_config_create(struct nbd_device *nbd);
 void nbd_config_put(struct nbd_device *nbd);
+int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
+		   struct netlink_ext_ack *extack);
+int nbd_add_sock(struct nbd_config *config, struct socket *sock,
+		 struct netlink_ext_ack *extack);
 int nbd_add_socket(struct nbd_config *config, int fd, bool netlink,
 		   struct netlink_ext_ack *extack);
 void nbd_clear_conns(struct nbd_config *config);
@@ -208,6 +214,13 @@ void nbd_cmd_end(struct nbd_cmd *cmd, blk_status_t status);
 void nbd_conn_lost(struct nbd_conn *conn);
 bool nbd_device_connected(struct nbd_device *nbd);
 struct nbd_device *nbd_get_next(int *id);
+
+#if IS_ENABLED(CONFIG_KUNIT)
+struct genl_family;
+void nbd_flags_to_qlimits(u32 flags, unsigned int blksize,
+			  struct nbd_qlimits *l);
+const struct genl_family *nbd_genl_kunit_family(void);
+#endif
 
 /* ioctl.c */
 int nbd_ioctl(struct block_device *bdev, nbd_mode_t mode, unsigned int cmd,

@@ -4,6 +4,8 @@
  */
 #include <linux/kernel.h>
 #include <linux/errno.h>
+#include <linux/module.h>
+#include <kunit/visibility.h>
 
 #include "proto.h"
 
@@ -74,6 +76,7 @@ int nbd_build_wire_cmd(enum req_op op, blk_opf_t opf, u64 offset, u32 length,
 	out->length = length;
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_build_wire_cmd);
 
 /**
  * nbd_encode_request() - fill a request header for the wire
@@ -90,6 +93,7 @@ void nbd_encode_request(struct nbd_request *req,
 	req->from = cpu_to_be64(cmd->offset);
 	req->len = cpu_to_be32(cmd->length);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_encode_request);
 
 /**
  * nbd_decode_simple_reply() - check and decode a simple reply header
@@ -108,6 +112,7 @@ int nbd_decode_simple_reply(const struct nbd_reply *reply, u64 *cookie,
 	*error = be32_to_cpu(reply->error);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_decode_simple_reply);
 
 /**
  * nbd_error_to_status() - map an NBD error number to a block status
@@ -134,6 +139,7 @@ blk_status_t nbd_error_to_status(u32 error)
 		return BLK_STS_IOERR;
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_error_to_status);
 
 /**
  * nbd_cmd_name() - a command's name for messages
@@ -166,3 +172,4 @@ const char *nbd_cmd_name(u16 type)
 		return "unknown";
 	}
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_cmd_name);

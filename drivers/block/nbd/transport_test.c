@@ -1,0 +1,866 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for the NBD transport: suite nbd_transport.
+ *
+ * A real nbd device is connected to an in-kernel fake server over real
+ * kernel sockets (an AF_UNIX stream pair, or loopback TCP), and real bios
+ * are submitted to its disk.  The fake server serves a small memory disk
+ * and misbehaves on demand, the way a hostile or broken server would.
+ */
+#include <kunit/test.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/delay.h>
+#include <linux/file.h>
+#include <linux/in.h>
+#include <linux/kthread.h>
+#include <linux/net.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
+#include <linux/sizes.h>
+#include <linux/vmalloc.h>
+#include <net/net_namespace.h>
+#include <net/sock.h>
+
+#include "nbd.h"
+#include "transport.h"
+
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+
+#define FAKE_SIZE	SZ_1M
+#define FAKE_BS		4096
+#define FAKE_CONNS	2
+#define FAKE_LOG	256
+
+enum fake_mode {
+	FAKE_GOOD,
+	FAKE_WRONG_MAGIC,	/* reply magic off by one bit */
+	FAKE_UNKNOWN_COOKIE,	/* cookie of no request */
+	FAKE_DOUBLE_REPLY,	/* the same reply twice */
+	FAKE_OTHER_CONN,	/* the reply goes out on the other connection */
+	FAKE_STALE_GEN,		/* the previous generation's cookie */
+	FAKE_STALE_REQUEUE,	/* drop the connection, then answer the resent
+				 * request with the first transmission's cookie
+				 */
+	FAKE_SHORT_PAYLOAD,	/* half the read data, then close */
+	FAKE_LONG_PAYLOAD,	/* read data followed by 16 bytes of junk */
+	FAKE_LATE_REPLY,	/* reply after the request timed out */
+	FAKE_CLOSE_MID_REPLY,	/* half a reply header, then close */
+	FAKE_ENOSPC,		/* a well-formed ENOSPC error */
+	FAKE_REORDER,		/* hold a reply, answer the next request first */
+	FAKE_STALE_RESENT,	/* (second half of FAKE_STALE_REQUEUE) */
+};
+
+struct fake_server;
+
+struct fake_conn {
+	struct fake_server *fs;
+	struct socket *sock;
+	struct task_struct *thread;
+	int index;
+};
+
+struct fake_log {
+	u16 type;
+	u16 flags;
+	u64 offset;
+	u32 length;
+};
+
+struct fake_server {
+	struct kunit *test;
+	struct fake_conn conns[FAKE_CONNS];
+	int nconns;
+	u8 *disk;
+	enum fake_mode mode;
+	u16 trigger_type;
+	bool armed;		/* misbehave from now on */
+	bool triggered;		/* ... but only once */
+	unsigned int late_ms;
+	struct mutex lock;	/* replies, log and trigger state */
+	struct fake_log log[FAKE_LOG];
+	int nlog;
+	u64 saved_cookie;
+	/* FAKE_REORDER */
+	bool holding;
+	struct nbd_reply held;
+	u64 held_offset;
+	u32 held_length;
+	int held_conn;
+};
+
+struct nbd_fixture {
+	struct fake_server fs;
+	struct nbd_device *nbd;
+};
+
+static int fake_recv(struct socket *sock, void *buf, size_t len)
+{
+	struct kvec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { };
+	int ret;
+
+	while (iov.iov_len) {
+		ret = kernel_recvmsg(sock, &msg, &iov, 1, iov.iov_len,
+				     MSG_WAITALL);
+		if (ret <= 0)
+			return ret ? ret : -ECONNRESET;
+		iov.iov_base += ret;
+		iov.iov_len -= ret;
+	}
+	return 0;
+}
+
+static int fake_send(struct socket *sock, const void *buf, size_t len)
+{
+	struct kvec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	int ret;
+
+	while (iov.iov_len) {
+		ret = kernel_sendmsg(sock, &msg, &iov, 1, iov.iov_len);
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+		iov.iov_base += ret;
+		iov.iov_len -= ret;
+	}
+	return 0;
+}
+
+/* Send a reply and, for a successful read, its data; under fs->lock. */
+static int fake_reply(struct fake_server *fs, int conn, u64 cookie,
+		      u32 error, u64 offset, u32 length)
+{
+	struct socket *sock = fs->conns[conn].sock;
+	struct nbd_reply r = {
+		.magic = cpu_to_be32(NBD_REPLY_MAGIC),
+		.error = cpu_to_be32(error),
+		.cookie = cpu_to_be64(cookie),
+	};
+	int ret;
+
+	ret = fake_send(sock, &r, sizeof(r));
+	if (!ret && length)
+		ret = fake_send(sock, fs->disk + offset, length);
+	return ret;
+}
+
+/* Returns true when this request is the one to misbehave on. */
+static bool fake_trigger(struct fake_server *fs, u16 type)
+{
+	if (!fs->armed || fs->triggered || fs->mode == FAKE_GOOD ||
+	    type != fs->trigger_type)
+		return false;
+	fs->triggered = true;
+	return true;
+}
+
+/* Answer one request in the configured way; under fs->lock. */
+static int fake_misbehave(struct fake_conn *fc, u64 cookie, u64 off, u32 len)
+{
+	struct fake_server *fs = fc->fs;
+	struct socket *sock = fc->sock;
+	struct nbd_reply r = {
+		.magic = cpu_to_be32(NBD_REPLY_MAGIC),
+		.cookie = cpu_to_be64(cookie),
+	};
+	static const u8 junk[16] = { 0xde, 0xad, 0xbe, 0xef };
+	int ret;
+
+	switch (fs->mode) {
+	case FAKE_WRONG_MAGIC:
+		r.magic = cpu_to_be32(NBD_REPLY_MAGIC ^ 1);
+		return fake_send(sock, &r, sizeof(r));
+	case FAKE_UNKNOWN_COOKIE:
+		r.cookie = cpu_to_be64(~cookie);
+		return fake_send(sock, &r, sizeof(r));
+	case FAKE_DOUBLE_REPLY:
+		ret = fake_reply(fs, fc->index, cookie, 0, off, len);
+		return ret ?: fake_reply(fs, fc->index, cookie, 0, off, len);
+	case FAKE_OTHER_CONN:
+		return fake_reply(fs, !fc->index, cookie, 0, off, len);
+	case FAKE_STALE_GEN:
+		return fake_reply(fs, fc->index, cookie - (1ULL << 32), 0, off,
+				  len);
+	case FAKE_STALE_REQUEUE:
+		/* First transmission: remember it and drop the connection. */
+		fs->saved_cookie = cookie;
+		fs->triggered = false;
+		fs->mode = FAKE_STALE_RESENT;
+		kernel_sock_shutdown(sock, SHUT_RDWR);
+		return -ECONNRESET;
+	case FAKE_STALE_RESENT:
+		/* The resent request: answer with the old transmission. */
+		return fake_reply(fs, fc->index, fs->saved_cookie, 0, off, len);
+	case FAKE_SHORT_PAYLOAD:
+		ret = fake_send(sock, &r, sizeof(r));
+		ret = ret ?: fake_send(sock, fs->disk + off, len / 2);
+		kernel_sock_shutdown(sock, SHUT_RDWR);
+		return ret ?: -ECONNRESET;
+	case FAKE_LONG_PAYLOAD:
+		ret = fake_reply(fs, fc->index, cookie, 0, off, len);
+		return ret ?: fake_send(sock, junk, sizeof(junk));
+	case FAKE_LATE_REPLY:
+		mutex_unlock(&fs->lock);
+		msleep(fs->late_ms);
+		mutex_lock(&fs->lock);
+		return fake_reply(fs, fc->index, cookie, 0, off, len);
+	case FAKE_CLOSE_MID_REPLY:
+		ret = fake_send(sock, &r, sizeof(r) / 2);
+		kernel_sock_shutdown(sock, SHUT_RDWR);
+		return ret ?: -ECONNRESET;
+	case FAKE_ENOSPC:
+		return fake_reply(fs, fc->index, cookie, NBD_ENOSPC, 0, 0);
+	case FAKE_REORDER:
+		/* Hold this one; the next request releases it. */
+		fs->holding = true;
+		fs->held = r;
+		fs->held_offset = off;
+		fs->held_length = len;
+		fs->held_conn = fc->index;
+		fs->triggered = true;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int fake_serve_one(struct fake_conn *fc)
+{
+	struct fake_server *fs = fc->fs;
+	struct nbd_request req;
+	u16 type, flags;
+	u64 cookie, off;
+	u32 len, rlen;
+	int ret;
+
+	ret = fake_recv(fc->sock, &req, sizeof(req));
+	if (ret)
+		return ret;
+	if (be32_to_cpu(req.magic) != NBD_REQUEST_MAGIC)
+		return -EPROTO;
+	type = be32_to_cpu(req.type) & 0xffff;
+	flags = be32_to_cpu(req.type) >> 16;
+	cookie = be64_to_cpu(req.cookie);
+	off = be64_to_cpu(req.from);
+	len = be32_to_cpu(req.len);
+	if (type == NBD_CMD_DISC)
+		return -ESHUTDOWN;
+	if (off > FAKE_SIZE || len > FAKE_SIZE - off)
+		return -EINVAL;
+
+	if (type == NBD_CMD_WRITE) {
+		ret = fake_recv(fc->sock, fs->disk + off, len);
+		if (ret)
+			return ret;
+	}
+
+	mutex_lock(&fs->lock);
+	if (fs->nlog < FAKE_LOG)
+		fs->log[fs->nlog++] = (struct fake_log) { type, flags, off, len };
+	if (type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES)
+		memset(fs->disk + off, 0, len);
+	rlen = type == NBD_CMD_READ ? len : 0;
+
+	if (fake_trigger(fs, type)) {
+		ret = fake_misbehave(fc, cookie, off, rlen);
+	} else {
+		ret = fake_reply(fs, fc->index, cookie, 0, off, rlen);
+		if (!ret && fs->holding) {
+			fs->holding = false;
+			ret = fake_reply(fs, fs->held_conn,
+					 be64_to_cpu(fs->held.cookie), 0,
+					 fs->held_offset, fs->held_length);
+		}
+	}
+	mutex_unlock(&fs->lock);
+	return ret;
+}
+
+static int fake_thread(void *data)
+{
+	struct fake_conn *fc = data;
+
+	while (!kthread_should_stop() && !fake_serve_one(fc))
+		;
+	/* Wait to be stopped, so that the task outlives nothing it uses. */
+	while (!kthread_should_stop())
+		usleep_range(10000, 20000);
+	return 0;
+}
+
+static int fake_socketpair(struct socket **client, struct socket **server)
+{
+	struct socket *a, *b;
+	int err;
+
+	err = sock_create_kern(&init_net, AF_UNIX, SOCK_STREAM, 0, &a);
+	if (err)
+		return err;
+	err = sock_create_kern(&init_net, AF_UNIX, SOCK_STREAM, 0, &b);
+	if (err)
+		goto out_a;
+	err = a->ops->socketpair(a, b);
+	if (err)
+		goto out_b;
+	*client = a;
+	*server = b;
+	return 0;
+
+out_b:
+	sock_release(b);
+out_a:
+	sock_release(a);
+	return err;
+}
+
+static int fake_tcp_pair(struct socket **client, struct socket **server)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	struct net_device *lo = init_net.loopback_dev;
+	struct socket *l, *c, *s;
+	int err;
+
+	/* No init system brings lo up in a KUnit kernel. */
+	rtnl_lock();
+	err = dev_change_flags(lo, lo->flags | IFF_UP, NULL);
+	rtnl_unlock();
+	if (err)
+		return err;
+
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, &l);
+	if (err)
+		return err;
+	err = kernel_bind(l, (struct sockaddr *)&sin, sizeof(sin));
+	err = err ?: kernel_listen(l, 1);
+	err = err ?: (kernel_getsockname(l, (struct sockaddr *)&sin) < 0);
+	if (err)
+		goto out_l;
+	err = sock_create_kern(&init_net, AF_INET, SOCK_STREAM, IPPROTO_TCP, &c);
+	if (err)
+		goto out_l;
+	err = kernel_connect(c, (struct sockaddr *)&sin, sizeof(sin), 0);
+	err = err ?: kernel_accept(l, &s, 0);
+	if (err) {
+		sock_release(c);
+		goto out_l;
+	}
+	*client = c;
+	*server = s;
+out_l:
+	sock_release(l);
+	return err;
+}
+
+static int nbd_fixture_init(struct kunit *test)
+{
+	struct nbd_fixture *fx = kunit_kzalloc(test, sizeof(*fx), GFP_KERNEL);
+
+	if (!fx)
+		return -ENOMEM;
+	fx->fs.disk = vzalloc(FAKE_SIZE);
+	if (!fx->fs.disk)
+		return -ENOMEM;
+	fx->fs.test = test;
+	fx->fs.trigger_type = NBD_CMD_READ;
+	mutex_init(&fx->fs.lock);
+	test->priv = fx;
+	return 0;
+}
+
+static void nbd_fixture_exit(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	int i;
+
+	if (!fx || !fx->fs.disk)
+		return;
+	if (fx->nbd) {
+		nbd_disconnect_and_put(fx->nbd, true);
+		nbd_put(fx->nbd);
+	}
+	for (i = 0; i < fx->fs.nconns; i++) {
+		struct fake_conn *fc = &fx->fs.conns[i];
+
+		kernel_sock_shutdown(fc->sock, SHUT_RDWR);
+		if (fc->thread) {
+			kthread_stop(fc->thread);
+			put_task_struct(fc->thread);
+		}
+		sock_release(fc->sock);
+	}
+	vfree(fx->fs.disk);
+	mutex_destroy(&fx->fs.lock);
+}
+
+/* Connect a device to the fake server over @nconns connections. */
+static int nbd_fixture_connect(struct kunit *test, int nconns, u32 flags,
+			       unsigned int timeout, bool tcp)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct nbd_config *config;
+	struct nbd_device *nbd;
+	int i, err;
+
+	nbd = nbd_find_or_create(-1);
+	if (IS_ERR(nbd))
+		return PTR_ERR(nbd);
+	fx->nbd = nbd;
+
+	mutex_lock(&nbd->config_lock);
+	config = nbd_config_create(nbd);
+	if (IS_ERR(config)) {
+		err = PTR_ERR(config);
+		goto out_unlock;
+	}
+	set_bit(NBD_RT_BOUND, &config->flags);
+	config->server_flags = flags;
+	nbd_set_timeout(nbd, timeout);
+	err = nbd_set_size(config, FAKE_SIZE, FAKE_BS);
+	for (i = 0; !err && i < nconns; i++) {
+		struct fake_conn *fc = &fx->fs.conns[i];
+		struct socket *client;
+		struct file *file;
+
+		err = tcp ? fake_tcp_pair(&client, &fc->sock) :
+			    fake_socketpair(&client, &fc->sock);
+		if (err)
+			break;
+		fx->fs.nconns++;
+		fc->fs = &fx->fs;
+		fc->index = i;
+		file = sock_alloc_file(client, 0, NULL);
+		if (IS_ERR(file)) {
+			err = PTR_ERR(file);
+			break;
+		}
+		err = nbd_check_sock(nbd, client, NULL);
+		err = err ?: nbd_add_sock(config, client, NULL);
+		if (err) {
+			fput(file);
+			break;
+		}
+		fc->thread = kthread_run(fake_thread, fc, "nbd-fake%d", i);
+		if (IS_ERR(fc->thread)) {
+			err = PTR_ERR(fc->thread);
+			fc->thread = NULL;
+			break;
+		}
+		get_task_struct(fc->thread);
+	}
+	err = err ?: nbd_start_device(nbd);
+out_unlock:
+	mutex_unlock(&nbd->config_lock);
+	return err;
+}
+
+static struct nbd_conn *nbd_fixture_conn(struct kunit *test, int i)
+{
+	struct nbd_fixture *fx = test->priv;
+
+	return fx->nbd->config->conns[i];
+}
+
+static bool nbd_fixture_wait_dead(struct kunit *test, int i)
+{
+	int ms;
+
+	for (ms = 0; ms < 10000; ms += 10) {
+		if (!nbd_conn_alive(nbd_fixture_conn(test, i)))
+			return true;
+		usleep_range(10000, 20000);
+	}
+	return false;
+}
+
+static int nbd_fixture_io(struct kunit *test, blk_opf_t opf, sector_t sector,
+			  void *buf, unsigned int len)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct bio *bio;
+	unsigned int done;
+	int ret;
+
+	bio = bio_alloc(fx->nbd->disk->part0, DIV_ROUND_UP(len, PAGE_SIZE),
+			opf, GFP_KERNEL);
+	bio->bi_iter.bi_sector = sector;
+	for (done = 0; done < len; done += PAGE_SIZE)
+		__bio_add_page(bio, vmalloc_to_page(buf + done), PAGE_SIZE, 0);
+	ret = submit_bio_wait(bio);
+	bio_put(bio);
+	return ret;
+}
+
+static void *nbd_fixture_buf(struct kunit *test, unsigned int len, u8 fill)
+{
+	void *buf = vmalloc(len);
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	memset(buf, fill, len);
+	return buf;
+}
+
+static const struct fake_log *nbd_fixture_last(struct kunit *test, u16 type)
+{
+	struct nbd_fixture *fx = test->priv;
+	int i;
+
+	for (i = fx->fs.nlog - 1; i >= 0; i--)
+		if (fx->fs.log[i].type == type)
+			return &fx->fs.log[i];
+	return NULL;
+}
+
+#define GOOD_FLAGS (NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | \
+		    NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | \
+		    NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN)
+
+/* Round trips */
+
+static void nbd_transport_read_write(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *out, *in;
+
+	/* Arrange */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, 16384, 0);
+	in = nbd_fixture_buf(test, 16384, 0);
+	get_random_bytes(out, 16384);
+
+	/* Act */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 64, out,
+					     16384), 0);
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 64, in,
+					     16384), 0);
+
+	/* Assert */
+	KUNIT_EXPECT_MEMEQ(test, in, out, 16384);
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk + 64 * 512, out, 16384);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_last(test, NBD_CMD_WRITE)->offset,
+			64 * 512);
+	vfree(out);
+	vfree(in);
+}
+
+static void nbd_transport_tcp(struct kunit *test)
+{
+	void *out, *in;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  true), 0);
+	out = nbd_fixture_buf(test, 8192, 0x5a);
+	in = nbd_fixture_buf(test, 8192, 0);
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 8, out, 8192),
+			0);
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 8, in, 8192),
+			0);
+
+	KUNIT_EXPECT_MEMEQ(test, in, out, 8192);
+	vfree(out);
+	vfree(in);
+}
+
+static void nbd_transport_flush_fua(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	const struct fake_log *w;
+	void *buf;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	buf = nbd_fixture_buf(test, FAKE_BS, 1);
+
+	KUNIT_EXPECT_EQ(test, blkdev_issue_flush(fx->nbd->disk->part0), 0);
+	KUNIT_EXPECT_NOT_NULL(test, nbd_fixture_last(test, NBD_CMD_FLUSH));
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE | REQ_FUA, 0,
+					     buf, FAKE_BS), 0);
+
+	w = nbd_fixture_last(test, NBD_CMD_WRITE);
+	KUNIT_ASSERT_NOT_NULL(test, w);
+	KUNIT_EXPECT_EQ(test, w->flags, NBD_CMD_FLAG_FUA >> 16);
+	vfree(buf);
+}
+
+static void nbd_transport_trim_zeroes(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct block_device *bdev;
+	const struct fake_log *l;
+	int ret;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	bdev = fx->nbd->disk->part0;
+	memset(fx->fs.disk, 0xff, FAKE_SIZE);
+
+	/* Act: discard, then write zeroes with and without NOUNMAP */
+	KUNIT_EXPECT_EQ(test, blkdev_issue_discard(bdev, 0, 16, GFP_KERNEL), 0);
+	l = nbd_fixture_last(test, NBD_CMD_TRIM);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->offset, 0);
+	KUNIT_EXPECT_EQ(test, l->length, 8192);
+
+	ret = blkdev_issue_zeroout(bdev, 64, 8, GFP_KERNEL,
+				   BLKDEV_ZERO_NOUNMAP | BLKDEV_ZERO_NOFALLBACK);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	l = nbd_fixture_last(test, NBD_CMD_WRITE_ZEROES);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->flags, NBD_CMD_FLAG_NO_HOLE >> 16);
+	KUNIT_EXPECT_EQ(test, l->offset, 64 * 512);
+
+	KUNIT_EXPECT_EQ(test, blkdev_issue_zeroout(bdev, 128, 8, GFP_KERNEL,
+						   BLKDEV_ZERO_NOFALLBACK), 0);
+	l = nbd_fixture_last(test, NBD_CMD_WRITE_ZEROES);
+	KUNIT_ASSERT_NOT_NULL(test, l);
+	KUNIT_EXPECT_EQ(test, l->flags, 0);
+
+	/* Assert: the server zeroed what it was told to */
+	KUNIT_EXPECT_NULL(test, memchr_inv(fx->fs.disk, 0, 8192));
+	KUNIT_EXPECT_NULL(test, memchr_inv(fx->fs.disk + 64 * 512, 0, 4096));
+	KUNIT_EXPECT_EQ(test, fx->fs.disk[8192], 0xff);
+}
+
+static void nbd_transport_not_advertised(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct block_device *bdev;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, NBD_FLAG_HAS_FLAGS,
+						  0, false), 0);
+	bdev = fx->nbd->disk->part0;
+
+	/* The block layer never sees discard or write-zeroes support ... */
+	KUNIT_EXPECT_EQ(test, bdev_max_discard_sectors(bdev), 0);
+	KUNIT_EXPECT_EQ(test, bdev_write_zeroes_sectors(bdev), 0);
+	KUNIT_EXPECT_FALSE(test, bdev_write_cache(bdev));
+	/* ... so nothing the server did not offer reaches it. */
+	blkdev_issue_discard(bdev, 0, 8, GFP_KERNEL);
+	blkdev_issue_flush(bdev);
+	KUNIT_EXPECT_NULL(test, nbd_fixture_last(test, NBD_CMD_TRIM));
+	KUNIT_EXPECT_NULL(test, nbd_fixture_last(test, NBD_CMD_FLUSH));
+}
+
+static void nbd_transport_server_error(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *buf;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	buf = nbd_fixture_buf(test, FAKE_BS, 3);
+	fx->fs.mode = FAKE_ENOSPC;
+	fx->fs.trigger_type = NBD_CMD_WRITE;
+	fx->fs.armed = true;
+
+	/* The error reaches the caller as ENOSPC ... */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 0, buf,
+					     FAKE_BS), -ENOSPC);
+	/* ... and the connection stays usable. */
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, 0)));
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 0, buf,
+					     FAKE_BS), 0);
+	vfree(buf);
+}
+
+struct async_io {
+	atomic_t pending;
+	atomic_t errors;
+	struct completion done;
+};
+
+static void async_end_io(struct bio *bio)
+{
+	struct async_io *aio = bio->bi_private;
+
+	if (bio->bi_status)
+		atomic_inc(&aio->errors);
+	bio_put(bio);
+	if (atomic_dec_and_test(&aio->pending))
+		complete(&aio->done);
+}
+
+/* Submit @n reads or writes of one block each, concurrently. */
+static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
+			       void *buf)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct async_io aio;
+	int i;
+
+	atomic_set(&aio.pending, n);
+	atomic_set(&aio.errors, 0);
+	init_completion(&aio.done);
+	for (i = 0; i < n; i++) {
+		struct bio *bio = bio_alloc(fx->nbd->disk->part0, 1,
+					    opf | REQ_NOMERGE, GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = i * (FAKE_BS >> SECTOR_SHIFT);
+		__bio_add_page(bio, vmalloc_to_page(buf + i * FAKE_BS),
+			       FAKE_BS, 0);
+		bio->bi_private = &aio;
+		bio->bi_end_io = async_end_io;
+		submit_bio(bio);
+	}
+	wait_for_completion(&aio.done);
+	return atomic_read(&aio.errors);
+}
+
+static void nbd_transport_out_of_order(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *out, *in;
+	int i;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, 8 * FAKE_BS, 0);
+	in = nbd_fixture_buf(test, 8 * FAKE_BS, 0);
+	for (i = 0; i < 8 * FAKE_BS; i++)
+		((u8 *)out)[i] = i / FAKE_BS + 1;
+	memcpy(fx->fs.disk, out, 8 * FAKE_BS);
+
+	/* The first read's reply is held until the next request is answered */
+	fx->fs.mode = FAKE_REORDER;
+	fx->fs.armed = true;
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 8, in),
+			0);
+
+	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
+	KUNIT_EXPECT_MEMEQ(test, in, out, 8 * FAKE_BS);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, 0)));
+	vfree(out);
+	vfree(in);
+}
+
+static void nbd_transport_multi_conn(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *out, *in;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, 32 * FAKE_BS, 0);
+	in = nbd_fixture_buf(test, 32 * FAKE_BS, 0);
+	get_random_bytes(out, 32 * FAKE_BS);
+
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_WRITE, 32, out),
+			0);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 32, in),
+			0);
+
+	KUNIT_EXPECT_MEMEQ(test, in, out, 32 * FAKE_BS);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_conn(test, 0)->requests_sent +
+			nbd_fixture_conn(test, 1)->requests_sent, 64);
+	KUNIT_EXPECT_GT(test, nbd_fixture_conn(test, 0)->requests_sent, 0);
+	KUNIT_EXPECT_GT(test, nbd_fixture_conn(test, 1)->requests_sent, 0);
+	KUNIT_EXPECT_EQ(test, fx->nbd->tag_set.nr_hw_queues,
+			min_t(unsigned int, 2, nr_cpu_ids));
+	vfree(out);
+	vfree(in);
+}
+
+static void nbd_transport_multi_conn_refused(struct kunit *test)
+{
+	u32 flags = GOOD_FLAGS & ~NBD_FLAG_CAN_MULTI_CONN;
+
+	/* Without CAN_MULTI_CONN a second connection is refused. */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_connect(test, 2, flags, 0, false),
+			-EINVAL);
+}
+
+/* Hostile replies */
+
+struct hostile_case {
+	const char *desc;
+	enum fake_mode mode;
+	int conns;
+	unsigned int timeout;
+	int read_ret;		/* what the triggering read returns */
+};
+
+static const struct hostile_case hostile_cases[] = {
+	{ "wrong magic", FAKE_WRONG_MAGIC, 1, 0, -EIO },
+	{ "unknown cookie", FAKE_UNKNOWN_COOKIE, 1, 0, -EIO },
+	{ "double reply", FAKE_DOUBLE_REPLY, 1, 0, 0 },
+	{ "reply on another connection", FAKE_OTHER_CONN, 2, 2, -EIO },
+	{ "stale generation", FAKE_STALE_GEN, 1, 0, -EIO },
+	{ "stale generation after a requeue", FAKE_STALE_REQUEUE, 2, 0, -EIO },
+	{ "short payload", FAKE_SHORT_PAYLOAD, 1, 0, -EIO },
+	{ "payload longer than asked", FAKE_LONG_PAYLOAD, 1, 0, 0 },
+	{ "reply after the request timed out", FAKE_LATE_REPLY, 1, 1, -EIO },
+	{ "server closes mid-reply", FAKE_CLOSE_MID_REPLY, 1, 0, -EIO },
+};
+
+static void hostile_desc(const struct hostile_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(hostile, hostile_cases, hostile_desc);
+
+static void nbd_transport_hostile(struct kunit *test)
+{
+	const struct hostile_case *c = test->param_value;
+	struct nbd_fixture *fx = test->priv;
+	void *buf, *want;
+	int i, ret;
+
+	/* Arrange */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, c->conns, GOOD_FLAGS,
+						  c->timeout, false), 0);
+	buf = nbd_fixture_buf(test, FAKE_BS, 0);
+	want = nbd_fixture_buf(test, FAKE_BS, 0x77);
+	memcpy(fx->fs.disk + 8 * FAKE_BS, want, FAKE_BS);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.mode = c->mode;
+	fx->fs.late_ms = (c->timeout + 2) * 1000;
+	fx->fs.armed = true;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act */
+	ret = nbd_fixture_io(test, REQ_OP_READ, 8 * FAKE_BS >> SECTOR_SHIFT,
+			     buf, FAKE_BS);
+
+	/* Assert: the read failed, or got the right data and nothing else */
+	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
+	KUNIT_EXPECT_EQ(test, ret, c->read_ret);
+	if (!ret)
+		KUNIT_EXPECT_MEMEQ(test, buf, want, FAKE_BS);
+	/* every connection is closed ... */
+	for (i = 0; i < c->conns; i++)
+		KUNIT_EXPECT_TRUE_MSG(test, nbd_fixture_wait_dead(test, i),
+				      "connection %d still alive", i);
+	/* ... and later I/O fails at once */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 0, buf,
+					     FAKE_BS), -EIO);
+	vfree(buf);
+	vfree(want);
+}
+
+static struct kunit_case nbd_transport_cases[] = {
+	KUNIT_CASE(nbd_transport_read_write),
+	KUNIT_CASE(nbd_transport_tcp),
+	KUNIT_CASE(nbd_transport_flush_fua),
+	KUNIT_CASE(nbd_transport_trim_zeroes),
+	KUNIT_CASE(nbd_transport_not_advertised),
+	KUNIT_CASE(nbd_transport_server_error),
+	KUNIT_CASE(nbd_transport_out_of_order),
+	KUNIT_CASE(nbd_transport_multi_conn),
+	KUNIT_CASE(nbd_transport_multi_conn_refused),
+	KUNIT_CASE_PARAM(nbd_transport_hostile, hostile_gen_params),
+	{}
+};
+
+static struct kunit_suite nbd_transport_suite = {
+	.name = "nbd_transport",
+	.init = nbd_fixture_init,
+	.exit = nbd_fixture_exit,
+	.test_cases = nbd_transport_cases,
+};
+kunit_test_suite(nbd_transport_suite);

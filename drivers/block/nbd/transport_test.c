@@ -494,6 +494,53 @@ static int nbd_fixture_io(struct kunit *test, blk_opf_t opf, sector_t sector,
 	return ret;
 }
 
+struct bounded_io {
+	struct completion done;
+	int ret;
+};
+
+static void bounded_end_io(struct bio *bio)
+{
+	struct bounded_io *b = bio->bi_private;
+
+	b->ret = blk_status_to_errno(bio->bi_status);
+	bio_put(bio);
+	complete(&b->done);
+}
+
+/*
+ * Like nbd_fixture_io(), but a request that is still not done after 20 s
+ * fails the test instead of hanging it: the device is then disconnected,
+ * which completes the request, and -ETIMEDOUT is returned.
+ */
+static int nbd_fixture_io_bounded(struct kunit *test, blk_opf_t opf,
+				  sector_t sector, void *buf, unsigned int len)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct bounded_io b;
+	struct bio *bio;
+	unsigned int done;
+
+	init_completion(&b.done);
+	bio = bio_alloc(fx->nbd->disk->part0, DIV_ROUND_UP(len, PAGE_SIZE),
+			opf, GFP_KERNEL);
+	bio->bi_iter.bi_sector = sector;
+	for (done = 0; done < len; done += PAGE_SIZE)
+		__bio_add_page(bio, vmalloc_to_page(buf + done), PAGE_SIZE, 0);
+	bio->bi_private = &b;
+	bio->bi_end_io = bounded_end_io;
+	submit_bio(bio);
+	if (wait_for_completion_timeout(&b.done, 20 * HZ))
+		return b.ret;
+
+	kunit_err(test, "request still not done after 20 s\n");
+	nbd_disconnect_and_put(fx->nbd, false);
+	wait_for_completion(&b.done);
+	nbd_put(fx->nbd);
+	fx->nbd = NULL;
+	return -ETIMEDOUT;
+}
+
 static void *nbd_fixture_buf(struct kunit *test, unsigned int len, u8 fill)
 {
 	void *buf = vmalloc(len);
@@ -824,12 +871,17 @@ static void nbd_transport_hostile(struct kunit *test)
 	mutex_unlock(&fx->fs.lock);
 
 	/* Act */
-	ret = nbd_fixture_io(test, REQ_OP_READ, 8 * FAKE_BS >> SECTOR_SHIFT,
-			     buf, FAKE_BS);
+	ret = nbd_fixture_io_bounded(test, REQ_OP_READ,
+				     8 * FAKE_BS >> SECTOR_SHIFT, buf, FAKE_BS);
 
 	/* Assert: the read failed, or got the right data and nothing else */
 	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
 	KUNIT_EXPECT_EQ(test, ret, c->read_ret);
+	if (ret == -ETIMEDOUT) {
+		vfree(buf);
+		vfree(want);
+		return;
+	}
 	if (!ret)
 		KUNIT_EXPECT_MEMEQ(test, buf, want, FAKE_BS);
 	/* every connection is closed ... */
@@ -837,8 +889,8 @@ static void nbd_transport_hostile(struct kunit *test)
 		KUNIT_EXPECT_TRUE_MSG(test, nbd_fixture_wait_dead(test, i),
 				      "connection %d still alive", i);
 	/* ... and later I/O fails at once */
-	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 0, buf,
-					     FAKE_BS), -EIO);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_READ, 0, buf,
+						     FAKE_BS), -EIO);
 	vfree(buf);
 	vfree(want);
 }

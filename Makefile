@@ -7,6 +7,9 @@
 #   make install              install to /lib/modules/<release>/updates
 #   make check                run every test in VMs (6.1 and 6.12)
 #   make demo                 attach /dev/nbd0 in a VM and use it
+#   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
+#   make kunit-coverage       the same with gcov, and an lcov report
+#   make debug-kernel         build the KASAN + lockdep kernel for the VMs
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # srcversion lets users check that the module loaded is the one built:
@@ -48,4 +51,17 @@ check: setup
 demo:
 	tools/testing/demo.sh --kernel $(KERNEL)
 
-.PHONY: all modules clean install setup check demo
+# Extra arguments for kunit.py run, e.g. KUNIT_ARGS="--raw_output".
+KUNIT_ARGS ?=
+
+kunit:
+	tools/testing/kunit/run.sh $(KUNIT_ARGS)
+
+kunit-coverage:
+	tools/testing/kunit/run.sh --coverage $(KUNIT_ARGS)
+
+debug-kernel:
+	tools/testing/vm/debug-kernel.sh
+
+.PHONY: all modules clean install setup check demo kunit kunit-coverage \
+	debug-kernel

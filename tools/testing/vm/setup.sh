@@ -14,8 +14,9 @@ Usage: $PROG [--upgrade]
 
 Install the build tools, the Debian 6.1 kernel (linux-image-amd64 +
 linux-headers-amd64), the newest Debian 6.12 kernel
-(linux-image-6.12.N+deb12-amd64 + matching headers), QEMU, busybox and the
-NBD user space tools used by the VM tests. Must run as root.
+(linux-image-6.12.N+deb12-amd64 + matching headers), QEMU, busybox, the
+NBD user space tools used by the VM tests, and linux-source-6.12, rsync and
+lcov for KUnit and the debug kernel. Must run as root.
 
 When every package is installed already (and some 6.12 kernel is), nothing
 is downloaded.
@@ -51,6 +52,10 @@ PACKAGES=(
 	fio parted e2fsprogs udev util-linux iproute2 procps python3
 	# packaging check
 	dkms
+	# KUnit under UML and the debug kernel (make kunit, make debug-kernel):
+	# Debian's 6.12 source, rsync to merge our driver into it, lcov for
+	# make kunit-coverage
+	linux-source-6.12 rsync lcov
 )
 
 is_installed() {

@@ -25,8 +25,10 @@ goes to stderr.
 
 The sources (${SRC_ITEMS[*]}) are mirrored into
 \${NBD_BUILD_DIR:-/var/cache/nbd-dev/build}/KREL/ and built there with
-  make -C /lib/modules/KREL/build M=DIR CONFIG_BLK_DEV_NBD=m \
+  make -C KDIR M=DIR CONFIG_BLK_DEV_NBD=m \
        CONFIG_MODULE_SRCVERSION_ALL=y modules
+KDIR is /lib/modules/KREL/build, or for the debug kernel (KREL "debug" or
+its release) the tree debug-kernel.sh built it in.
 Rebuilds are incremental: only changed files are copied, files removed
 from the source are removed from the build directory, build outputs stay.
 
@@ -50,6 +52,12 @@ esac
 
 KREL=$1
 KDIR=/lib/modules/$KREL/build
+if [[ ! -d $KDIR ]]; then
+	# The debug kernel lives in the cache; kernels.sh knows where.
+	if vars=$("$SCRIPT_DIR/kernels.sh" --vars "$KREL" 2>/dev/null); then
+		eval "$vars"
+	fi
+fi
 [[ -d $KDIR ]] || die "no kernel build tree $KDIR (run tools/testing/vm/setup.sh)"
 [[ -f $SRC_DIR/Kbuild || -f $SRC_DIR/Makefile ]] ||
 	die "no Kbuild or Makefile in $SRC_DIR"

@@ -89,9 +89,21 @@ NBD_VM_KO=${NBD_VM_KO:-}
 NBD_VM_REPO=${NBD_VM_REPO:-$NBD_VM_CWD}
 NBD_VM_SPLAT_IGNORE=${NBD_VM_SPLAT_IGNORE:-}
 NBD_VM_UDEV=${NBD_VM_UDEV:-1}
+NBD_VM_MODDIR=${NBD_VM_MODDIR:-}
 if [[ ${NBD_VM_TRACE:-0} == 1 ]]; then
 	PS4='+ ${EPOCHREALTIME} '
 	set -x
+fi
+
+# --- modules of a kernel that is not installed on the host -----------------
+# The debug kernel's modules live in the cache: show them where modprobe
+# looks.  Bound from the overlay, so the tree stays writable (depmod, a
+# test's make install) and the host's copy untouched.  Done before the
+# tmpfs mounts below, which could hide a cache under /tmp.
+if [[ -n $NBD_VM_MODDIR ]]; then
+	bb mkdir -p "/lib/modules/$NBD_VM_KREL"
+	bb mount --bind "$NBD_VM_MODDIR" "/lib/modules/$NBD_VM_KREL" ||
+		log "cannot mount $NBD_VM_MODDIR on /lib/modules/$NBD_VM_KREL"
 fi
 
 # --- tmpfs on the scratch directories --------------------------------------
@@ -193,7 +205,7 @@ if [[ -n $NBD_KO ]]; then
 fi
 export NBD_SRCVERSION
 test_cwd=$NBD_VM_CWD
-unset NBD_VM_CWD NBD_VM_REPO NBD_VM_KO NBD_VM_KREL NBD_VM_STOCK
+unset NBD_VM_CWD NBD_VM_REPO NBD_VM_KO NBD_VM_KREL NBD_VM_STOCK NBD_VM_MODDIR
 set +x
 
 running=$(</proc/sys/kernel/osrelease)

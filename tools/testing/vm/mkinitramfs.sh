@@ -8,6 +8,7 @@
 set -euo pipefail
 
 PROG=${0##*/}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 CACHE_DIR=${NBD_CACHE_DIR:-/var/cache/nbd-dev}
 BUSYBOX=${NBD_BUSYBOX:-/bin/busybox}
 
@@ -22,6 +23,9 @@ Usage: $PROG KREL [OUT]
 Build a gzip'd newc cpio initramfs for kernel release KREL with
 busybox-static and the modules needed to mount the host root over 9p with
 a tmpfs overlay (${ROOT_MODULES[*]} and their dependencies).
+KREL may also be "debug" (see kernels.sh): the debug kernel's modules
+are in the cache, and it has all of these built in, so its image holds
+no modules.
 
 The image is cached as \${NBD_CACHE_DIR:-/var/cache/nbd-dev}/initramfs-KREL.cpio.gz
 and rebuilt only when it is missing or this script, busybox or the
@@ -48,7 +52,14 @@ esac
 
 KREL=$1
 OUT_COPY=${2:-}
+MODROOT=
 MODDIR=/lib/modules/$KREL
+if [[ ! -f $MODDIR/modules.dep ]]; then
+	# The debug kernel's module tree is in the cache.
+	if vars=$("$SCRIPT_DIR/kernels.sh" --vars "$KREL" 2>/dev/null); then
+		eval "$vars"
+	fi
+fi
 [[ -f $MODDIR/modules.dep ]] || die "no $MODDIR/modules.dep: is kernel $KREL installed?"
 [[ -x $BUSYBOX ]] || die "no static busybox at $BUSYBOX (apt-get install busybox-static)"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
@@ -73,7 +84,7 @@ module_files() {
 	local m line
 	declare -A seen=()
 	for m in "${ROOT_MODULES[@]}"; do
-		modprobe -S "$KREL" --show-depends "$m" ||
+		modprobe -d "${MODROOT:-/}" -S "$KREL" --show-depends "$m" ||
 			die "modprobe --show-depends $m failed for $KREL"
 	done | while read -r line; do
 		case $line in

@@ -12,7 +12,14 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../../.." && pwd -P)
 
 # Kernel log lines that fail a run.
-SPLAT_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lockdep|hung task|blocked for more than|general protection|Call Trace'
+SPLAT_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|ODEBUG:|possible circular locking|possible recursive locking|inconsistent lock state|lockdep|hung task|blocked for more than|general protection|Call Trace'
+# Lines that match SPLAT_RE but are no splat: the boot banner of a kernel
+# with lockdep (the debug kernel).  NBD_VM_SPLAT_IGNORE adds to these.
+# (No backslashes: the regex also goes through awk -v.)
+SPLAT_IGNORE='^([[] *[0-9.]+[]] )?rcu:[[:space:]]+RCU lockdep checking is enabled[.]$'
+if [[ -n ${NBD_VM_SPLAT_IGNORE:-} ]]; then
+	SPLAT_IGNORE="($SPLAT_IGNORE)|($NBD_VM_SPLAT_IGNORE)"
+fi
 
 usage() {
 	cat <<EOF
@@ -22,12 +29,14 @@ Boot a kernel in QEMU and run CMD (in the current directory, which must
 be visible in the guest as it is on the host) as root in the guest.
 
 Options:
-  --kernel ALIAS|KREL  kernel to boot: 6.1, 6.12 or a full release
-                       (default: 6.12; see kernels.sh)
+  --kernel ALIAS|KREL  kernel to boot: 6.1, 6.12, debug (the KASAN +
+                       lockdep kernel of debug-kernel.sh) or a full
+                       release (default: 6.12; see kernels.sh)
   --stock              test the kernel's own nbd module (NBD_KO is empty;
                        tests use "modprobe nbd")
   --module PATH        use this nbd.ko instead of building the repository's
-  --timeout SEC        kill the VM after SEC seconds (default: 900)
+  --timeout SEC        kill the VM after SEC seconds (default: 900, and
+                       $DEBUG_TIMEOUT for the debug kernel)
   --mem MB             guest memory (default: 2048)
   --smp N              guest CPUs (default: 2)
   --log FILE           save the console log to FILE and the guest's dmesg
@@ -76,7 +85,9 @@ die() {
 KERNEL=6.12
 STOCK=0
 MODULE=
-TIMEOUT=900
+TIMEOUT=
+# KASAN and lockdep make the debug kernel several times slower under TCG.
+DEBUG_TIMEOUT=2700
 MEM=2048
 SMP=2
 LOG=
@@ -114,7 +125,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $# -gt 0 ]] || die "no command given (see --help)"
-[[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive number of seconds"
+[[ -z $TIMEOUT || $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive number of seconds"
 [[ $MEM =~ ^[1-9][0-9]*$ ]] || die "--mem must be a number of MiB"
 [[ $SMP =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number"
 [[ $STOCK -eq 0 || -z $MODULE ]] || die "--stock and --module exclude each other"
@@ -124,13 +135,18 @@ done
 command -v qemu-system-x86_64 >/dev/null ||
 	die "qemu-system-x86_64 not found (run $SCRIPT_DIR/setup.sh)"
 
-KREL=$("$SCRIPT_DIR/kernels.sh" "$KERNEL") || exit 2
-VMLINUZ=/boot/vmlinuz-$KREL
+# KREL, VMLINUZ, KDIR, MODROOT (empty unless the debug kernel), MODDIR
+kvars=$("$SCRIPT_DIR/kernels.sh" --vars "$KERNEL") || exit 2
+eval "$kvars"
+if [[ -z $TIMEOUT ]]; then
+	TIMEOUT=900
+	[[ -z $MODROOT ]] || TIMEOUT=$DEBUG_TIMEOUT
+fi
 
 # --- the module ---------------------------------------------------------------
 KO=
 if [[ $STOCK -eq 1 ]]; then
-	modprobe -S "$KREL" --show-depends nbd >/dev/null 2>&1 ||
+	modprobe -d "${MODROOT:-/}" -S "$KREL" --show-depends nbd >/dev/null 2>&1 ||
 		echo "$PROG: warning: kernel $KREL seems to have no stock nbd module" >&2
 elif [[ -n $MODULE ]]; then
 	[[ -f $MODULE ]] || die "no such module file: $MODULE"
@@ -167,10 +183,15 @@ done
 	fi
 	printf 'NBD_VM_STOCK=%q\n' "$STOCK"
 	printf 'NBD_VM_KREL=%q\n' "$KREL"
+	# A kernel whose modules are not in the host's /lib/modules: the
+	# guest mounts them there.
+	if [[ -n $MODROOT ]]; then
+		printf 'NBD_VM_MODDIR=%q\n' "$MODDIR"
+	fi
 	printf 'NBD_VM_UDEV=%q\n' "$UDEV"
 	printf 'NBD_VM_UDEV_COLDPLUG=%q\n' "${NBD_VM_UDEV_COLDPLUG:-block}"
 	printf 'NBD_VM_SPLAT_RE=%q\n' "$SPLAT_RE"
-	printf 'NBD_VM_SPLAT_IGNORE=%q\n' "${NBD_VM_SPLAT_IGNORE:-}"
+	printf 'NBD_VM_SPLAT_IGNORE=%q\n' "$SPLAT_IGNORE"
 	printf 'NBD_VM_TRACE=%q\n' "${NBD_VM_TRACE:-0}"
 } >"$RUN/run.env"
 {
@@ -297,8 +318,8 @@ scan=$RUN/dmesg.txt
 host_splat=0
 if [[ -s $scan ]]; then
 	if tr -d '\r' <"$scan" | grep -E -- "$SPLAT_RE" |
-		{ if [[ -n ${NBD_VM_SPLAT_IGNORE:-} ]]; then
-			grep -v -E -- "$NBD_VM_SPLAT_IGNORE"
+		{ if [[ -n $SPLAT_IGNORE ]]; then
+			grep -v -E -- "$SPLAT_IGNORE"
 		else cat; fi; } | grep -q .; then
 		host_splat=1
 	fi
@@ -307,7 +328,7 @@ fi
 # Print the dmesg sections around the splat lines.
 show_splats() {
 	echo "$PROG: kernel splat(s) in ${scan##*/}:" >&2
-	tr -d '\r' <"$scan" | awk -v re="$SPLAT_RE" -v ign="${NBD_VM_SPLAT_IGNORE:-}" '
+	tr -d '\r' <"$scan" | awk -v re="$SPLAT_RE" -v ign="$SPLAT_IGNORE" '
 		{ line[NR] = $0 }
 		$0 ~ re && !(ign != "" && $0 ~ ign) { hit[NR] = 1 }
 		END {

@@ -49,9 +49,6 @@ static int nbd_do_it(struct nbd_device *nbd)
 			 "NBD_DO_IT interrupted by a signal, disconnecting\n");
 		set_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags);
 		nbd_shutdown_conns(config);
-		/* Bounded: the receivers see their sockets shut down. */
-		wait_event(config->recv_wq,
-			   !atomic_read(&config->recv_threads));
 		ret = -EINTR;
 	} else if (test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
 		ret = 0;
@@ -60,6 +57,8 @@ static int nbd_do_it(struct nbd_device *nbd)
 	} else {
 		ret = -ECONNRESET;
 	}
+	/* Bounded: the receivers see their sockets shut down. */
+	nbd_wait_receivers(nbd, config);
 
 	/* The session is over: nothing may read the dead device. */
 	mutex_lock(&nbd->config_lock);

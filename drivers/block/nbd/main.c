@@ -725,6 +725,24 @@ void nbd_shutdown_conns(struct nbd_config *config)
 }
 
 /**
+ * nbd_wait_receivers() - wait until every receive worker of a session is done
+ * @nbd: the device
+ * @config: its session; the caller holds a reference and not config_lock
+ *
+ * A receiver wakes @config->recv_wq before it drops its session reference,
+ * so the count alone returns while one may still hold it.  Flushing the
+ * device's receive workqueue waits for the work functions to return: once
+ * this returns, the caller's reference may be the last one, and putting it
+ * tears the session down before the caller goes back to user space (a
+ * DISCONNECT followed at once by a CONNECT finds the device free).
+ */
+void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config)
+{
+	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
+	flush_workqueue(nbd->recv_wq);
+}
+
+/**
  * nbd_send_disconnects() - say goodbye to the server on every connection
  * @config: the session; the caller holds config_lock
  *
@@ -775,7 +793,7 @@ void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
 	mutex_unlock(&nbd->config_lock);
 
 	/* Our owner reference keeps the session; receivers end quickly. */
-	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
+	nbd_wait_receivers(nbd, config);
 	nbd_config_put(nbd);
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_disconnect_and_put);

@@ -206,6 +206,7 @@ void nbd_update_capacity(struct nbd_device *nbd, u64 bytesize);
 void nbd_set_timeout(struct nbd_device *nbd, u64 seconds);
 int nbd_start_device(struct nbd_device *nbd);
 void nbd_shutdown_conns(struct nbd_config *config);
+void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config);
 void nbd_send_disconnects(struct nbd_config *config);
 void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc);
 void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,

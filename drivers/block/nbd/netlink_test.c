@@ -486,4 +486,5 @@ static struct kunit_suite nbd_netlink_suite = {
 	.exit = nl_fixture_exit,
 	.test_cases = nbd_netlink_cases,
 };
+
 kunit_test_suite(nbd_netlink_suite);

@@ -415,6 +415,7 @@ static struct kunit_suite nbd_proto_suite = {
 	.name = "nbd_proto",
 	.test_cases = nbd_proto_cases,
 };
+
 kunit_test_suite(nbd_proto_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the nbd driver");

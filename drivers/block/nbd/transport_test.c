@@ -926,4 +926,5 @@ static struct kunit_suite nbd_transport_suite = {
 	.exit = nbd_fixture_exit,
 	.test_cases = nbd_transport_cases,
 };
+
 kunit_test_suite(nbd_transport_suite);

@@ -35,6 +35,11 @@ TESTS=(
 if [[ -n ${NBD_INSTALL_STAGE:-} && -x $DIR/nbd_install.sh ]]; then
 	TESTS+=(nbd_install:300)
 fi
+# nbd_kunit runs the KUnit module; only kernels with CONFIG_KUNIT can load
+# it, so it runs by default only when the harness built one.
+if [[ -n ${NBD_KUNIT_KO:-} && -x $DIR/nbd_kunit.sh ]]; then
+	TESTS+=(nbd_kunit:1200)
+fi
 DEFAULT_TIMEOUT=300
 
 usage()

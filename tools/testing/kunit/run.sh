@@ -131,6 +131,19 @@ if ! grep -q '^source "drivers/block/nbd/Kconfig"$' "$kc" ||
 	die "cannot hook drivers/block/nbd/Kconfig into $kc"
 fi
 
+# UML's linker scripts keep .init_array.* but drop the priority-sorted
+# .fini_array.NNNNN sections out of the run-at-exit range.  GCC puts the
+# gcov destructor, which writes the .gcda files, in .fini_array.00100: without
+# this no coverage data is ever written.  (KASAN's .fini_array.00099
+# destructor, which then runs too, does nothing.)
+for lds in arch/um/kernel/dyn.lds.S arch/um/include/asm/common.lds.S; do
+	if ! grep -q -F '*(.fini_array.*)' "$TREE/$lds"; then
+		sed -i 's/\*(\.fini_array)/*(.fini_array.*) *(.fini_array)/' "$TREE/$lds"
+	fi
+	grep -q -F '*(.fini_array.*) *(.fini_array)' "$TREE/$lds" ||
+		die "cannot patch .fini_array in $lds"
+done
+
 # --- kunit.py ---------------------------------------------------------------------
 if [[ $COVERAGE -eq 1 ]]; then
 	BUILD=$CACHE/build-coverage
@@ -188,7 +201,7 @@ if [[ $rc -eq 0 && -z $summary ]]; then
 fi
 
 if [[ $COVERAGE -eq 1 && -f $BUILD/vmlinux ]]; then
-	if ! "$SCRIPT_DIR/coverage.sh" "$BUILD" "$COV_RESULTS"; then
+	if ! bash "$SCRIPT_DIR/coverage.sh" "$BUILD" "$COV_RESULTS"; then
 		[[ $rc -ne 0 ]] || rc=1
 	fi
 fi

@@ -1,21 +1,32 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run every test: build checks on the host, then the selftests in a VM on
-# each kernel.  Ends with one line "N passed, N failed".
+# Run every test and end with one line "N passed, N failed":
+#   - the debug kernel (KASAN, lockdep, DEBUG_OBJECTS, KUnit) is built
+#     first if it is missing or out of date (make debug-kernel);
+#   - per kernel: nbd.ko built without a warning, a DKMS build, make
+#     install preferred by modprobe, then the selftests in a VM (on the
+#     debug kernel also the KUnit module, nbd_kunit), with no kernel splat
+#     and nbd unloadable at the end;
+#   - the KUnit suites on UML (make kunit).
+# The per-kernel jobs and the UML run are independent: they run two at a
+# time (a TCG VM keeps one core busy), and each job's output is printed
+# when it ends.
 #
-#   NBD_KERNELS="6.1 6.12"   kernels to test (aliases or releases); "debug"
-#                            builds the KASAN + lockdep kernel first
-#                            (make debug-kernel) and tests on it too
-#   NBD_TESTS="nbd_dd ..."   run only these selftests
-#   NBD_RESULTS=DIR          where logs go (default: /var/cache/nbd-dev/results)
+#   NBD_KERNELS="6.1 6.12 debug"  kernels to test (aliases or releases)
+#   NBD_KUNIT=1                   0: skip the KUnit run on UML
+#   NBD_TESTS="nbd_dd ..."        run only these selftests
+#   NBD_PARALLEL=2                jobs at once
+#   NBD_RESULTS=DIR               where logs go (default: /var/cache/nbd-dev/results)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 VM="$REPO/tools/testing/vm"
-KERNELS=${NBD_KERNELS:-"6.1 6.12"}
+KERNELS=${NBD_KERNELS:-"6.1 6.12 debug"}
+KUNIT=${NBD_KUNIT:-1}
 RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
+PARALLEL=${NBD_PARALLEL:-2}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
@@ -39,38 +50,25 @@ make_stage() {	# make_stage KREL DIR MODDIR: a module tree linking to the kernel
 	done
 }
 
-result() {	# result NAME OK
+# Results are lines "ok - WHAT" / "not ok - WHAT" in a job's output; a
+# selftest run adds "# counts P F" for its P + F tests.
+result() {	# result NAME RC
 	if [ "$2" = 0 ]; then
-		passed=$((passed + 1))
 		echo "ok - $1"
 	else
-		failed=$((failed + 1))
-		failures+=("$1")
 		echo "not ok - $1"
 	fi
 }
 
-# The debug kernel is built here, not by vm-run.sh: it takes ten minutes
-# or more the first time (then only when its config or script change).
-for k in $KERNELS; do
-	[ "$k" = debug ] || continue
-	echo "# building the debug kernel (log: $RESULTS/debug-kernel.log)"
-	t0=$SECONDS
-	make -s -C "$REPO" debug-kernel >"$RESULTS/debug-kernel.log" 2>&1
-	rc=$?
-	echo "# debug kernel: $((SECONDS - t0)) s"
-	result "build the debug kernel" $rc
-	[ $rc = 0 ] || tail -20 "$RESULTS/debug-kernel.log"
-	break
-done
+# kernel_job K: everything for kernel K (an alias, a release or "debug").
+kernel_job() {
+	local k=$1 kvars krel ko rc dk stage picked log vmrc sum p f verdict clean
+	local t_kernel=$SECONDS vm_timeout=1800 slow=() kunit_ko
+	local KREL='' KDIR='' MODROOT='' MODDIR=''
 
-for k in $KERNELS; do
-	kvars=$("$VM/kernels.sh" --vars "$k") || { result "kernel $k installed" 1; continue; }
-	# KREL, KDIR, MODROOT (empty but for the debug kernel), MODDIR
-	KREL='' KDIR='' MODROOT='' MODDIR=''
+	kvars=$("$VM/kernels.sh" --vars "$k") || { result "kernel $k installed" 1; return; }
 	eval "$kvars"
 	krel=$KREL
-	t_kernel=$SECONDS
 
 	# The module must build without a single warning.
 	log="$RESULTS/build-$krel.log"
@@ -80,7 +78,7 @@ for k in $KERNELS; do
 		rc=1
 	fi
 	result "build nbd.ko for $krel" $rc
-	[ $rc = 0 ] || { tail -20 "$log"; continue; }
+	[ $rc = 0 ] || { tail -20 "$log"; return; }
 
 	# DKMS builds it from a clean export of the tree, in a private tree
 	dk="$RESULTS/dkms-$krel"
@@ -105,24 +103,30 @@ for k in $KERNELS; do
 	[ $rc = 0 ] && [[ $picked == "$stage/lib/modules/$krel/updates/"* ]]
 	result "make install for $krel: modprobe prefers updates/nbd.ko" $?
 
-	log="$RESULTS/selftests-$krel.log"
-	echo "# selftests on $krel (log: $log)"
 	# 4 vCPUs: blk-mq makes one hardware queue per CPU at most, and the
 	# multi-connection test wants to see 4 of them.
-	# KASAN + lockdep under TCG make the debug kernel 3-5 times slower:
-	# more time for the VM and for each test, and a longer load/unload
-	# race (10 s gives only one unload there).
-	vm_timeout=1800
-	slow=()
 	if [ -n "$MODROOT" ]; then
-		vm_timeout=5400
-		slow=(--env NBD_SELFTEST_TIMEOUT=1200 --env NBD_RACE_SECONDS=30)
+		# KASAN + lockdep under TCG make the debug kernel 3-5 times
+		# slower: more time for the VM and each test, smaller fio runs,
+		# a longer load/unload race (10 s gives only one unload there).
+		vm_timeout=3600
+		slow=(--env NBD_SELFTEST_TIMEOUT=900 --env NBD_RACE_SECONDS=30
+		      --env NBD_FIO_REGION_MB=8 --env NBD_FIO_SEQ_MB=16
+		      --env NBD_MULTICONN_MB=4)
 	fi
+	# A kernel with KUnit built the test module too: run it there.
+	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko
+	if [ -f "$kunit_ko" ] && grep -qs '^CONFIG_KUNIT=y' "$KDIR/.config"; then
+		slow+=(--env "NBD_KUNIT_KO=$kunit_ko")
+	fi
+	log="$RESULTS/selftests-$krel.log"
+	echo "# selftests on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout $vm_timeout \
 		--module "$ko" --env "NBD_INSTALL_STAGE=$stage" "${slow[@]}" \
 		--log "$RESULTS/vm-$krel.log" -- \
-		tools/testing/selftests/nbd/run_tests.sh $TESTS 2>&1 | tee "$log"
-	vmrc=${PIPESTATUS[0]}
+		tools/testing/selftests/nbd/run_tests.sh $TESTS >"$log" 2>&1
+	vmrc=$?
+	cat "$log"
 
 	# Each selftest counts; so does the VM run's own verdict (no splat,
 	# module removable), which can fail while every test passed.
@@ -131,9 +135,7 @@ for k in $KERNELS; do
 		p=${sum%% passed*}
 		f=${sum#*passed, }
 		f=${f%% failed*}
-		passed=$((passed + p))
-		failed=$((failed + f))
-		[ "$f" = 0 ] || failures+=("selftests on $krel ($f)")
+		echo "# counts $p $f selftests on $krel"
 	else
 		result "selftests ran on $krel" 1
 	fi
@@ -144,6 +146,104 @@ for k in $KERNELS; do
 	esac
 	result "no kernel splat and nbd unloads on $krel (vm-run rc=$vmrc)" $clean
 	echo "# $krel: $((SECONDS - t_kernel)) s"
+}
+
+# kunit_job: the KUnit suites on UML, as `make kunit` runs them.
+kunit_job() {
+	local t0=$SECONDS rc line
+
+	"$REPO/tools/testing/kunit/run.sh" >"$RESULTS/kunit.log" 2>&1
+	rc=$?
+	grep -E '^\[[0-9:]+\] +(\[(FAILED|CRASHED|SKIPPED)\]|=+ \[)' \
+		"$RESULTS/kunit.log" | sed 's/^/# /'
+	line=$(grep -E 'Testing complete\.' "$RESULTS/kunit.log" | tail -1)
+	echo "# ${line:-kunit.py printed no summary}"
+	[ $rc = 0 ] || tail -30 "$RESULTS/kunit.log"
+	result "KUnit on UML (make kunit): ${line##*] }" $rc
+	echo "# kunit: $((SECONDS - t0)) s"
+}
+
+# The debug kernel is built before any job: it keeps both cores busy for
+# ten minutes or more the first time (then only when its config or
+# script change).
+for k in $KERNELS; do
+	[ "$k" = debug ] || continue
+	echo "# building the debug kernel (log: $RESULTS/debug-kernel.log)"
+	t0=$SECONDS
+	make -s -C "$REPO" debug-kernel >"$RESULTS/debug-kernel.log" 2>&1
+	rc=$?
+	echo "# debug kernel: $((SECONDS - t0)) s"
+	if [ $rc = 0 ]; then
+		passed=$((passed + 1))
+		echo "ok - build the debug kernel"
+	else
+		failed=$((failed + 1))
+		failures+=("build the debug kernel")
+		echo "not ok - build the debug kernel"
+		tail -20 "$RESULTS/debug-kernel.log"
+	fi
+	break
+done
+
+# Jobs, longest first.
+jobs_list=()
+for k in $KERNELS; do
+	[ "$k" = debug ] && jobs_list+=("kernel debug")
+done
+for k in $KERNELS; do
+	[ "$k" = debug ] || jobs_list+=("kernel $k")
+done
+[ "$KUNIT" = 0 ] || jobs_list+=("kunit")
+
+# collect NAME FILE: print a finished job's output and count its results.
+collect() {
+	local line n p f
+
+	echo "# ===== $1 ====="
+	cat "$2"
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) passed=$((passed + 1)) ;;
+		"not ok - "*)
+			failed=$((failed + 1))
+			failures+=("${line#not ok - }") ;;
+		"# counts "*)
+			read -r _ _ p f n <<<"$line"
+			passed=$((passed + p))
+			failed=$((failed + f))
+			[ "$f" = 0 ] || failures+=("$n ($f)") ;;
+		esac
+	done <"$2"
+}
+
+declare -A job_out=() job_name=()
+running=0
+t_jobs=$SECONDS
+# wait_one: wait for any job to end, then collect it.
+wait_one() {
+	local pid
+
+	wait -n -p pid "${!job_out[@]}"
+	collect "${job_name[$pid]}" "${job_out[$pid]}"
+	echo "# ${job_name[$pid]} ended after $((SECONDS - t_jobs)) s"
+	unset "job_out[$pid]" "job_name[$pid]"
+	running=$((running - 1))
+}
+
+for j in "${jobs_list[@]}"; do
+	[ $running -lt "$PARALLEL" ] || wait_one
+	out="$RESULTS/job-${j// /-}.out"
+	case $j in
+	kunit) kunit_job >"$out" 2>&1 & ;;
+	*) kernel_job "${j#kernel }" >"$out" 2>&1 & ;;
+	esac
+	job_out[$!]=$out
+	job_name[$!]=$j
+	running=$((running + 1))
+	echo "# started $j (output: $out)"
+done
+while [ $running -gt 0 ]; do
+	wait_one
 done
 
 if [ ${#failures[@]} -gt 0 ]; then

@@ -12,6 +12,8 @@ source "$(dirname "$0")/lib.sh"
 
 DEV=/dev/nbd0
 CONNS=4
+JOB_MB=${NBD_MULTICONN_MB:-16}	# per fio job (4 jobs)
+WANT=$((4 * JOB_MB * 256))	# 4 KiB writes, and as many verify reads
 
 nbd_test_init
 ktap_plan 15
@@ -74,7 +76,7 @@ run_fio()
 {
 	timeout 300 fio --name=multi --filename="$DEV" --ioengine=libaio \
 		--direct=1 --rw=randwrite --bs=4k --iodepth=16 --numjobs=4 \
-		--size=16M --offset_increment=16M --verify=crc32c \
+		--size=${JOB_MB}M --offset_increment=${JOB_MB}M --verify=crc32c \
 		--verify_fatal=1 --do_verify=1 --output-format=json \
 		--output="$NBD_TMP/fio.json" >"$NBD_TMP/fio.out" 2>&1 ||
 		{ ktap_info_file "$NBD_TMP/fio.out"; return 1; }
@@ -83,8 +85,8 @@ run_fio()
 	errs=$(fio_errors "$NBD_TMP/fio.json")
 	w=$(fio_ios "$NBD_TMP/fio.json" write)
 	r=$(fio_ios "$NBD_TMP/fio.json" read)
-	ktap_info "fio: errors=$errs writes=$w reads=$r (want 16384 each)"
-	[[ $errs == 0 && $w -eq 16384 && $r -eq 16384 ]]
+	ktap_info "fio: errors=$errs writes=$w reads=$r (want $WANT each)"
+	[[ $errs == 0 && $w -eq $WANT && $r -eq $WANT ]]
 }
 check "fio verify with 4 jobs over $CONNS connections" run_fio
 

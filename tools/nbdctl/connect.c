@@ -1,0 +1,1492 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdctl: connect, disconnect, reconfigure, list, watch, and the persist
+ * loop that reconnects dead connections.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <linux/nbd.h>
+#include <linux/nbd-netlink.h>
+
+#include "nbdctl.h"
+
+#define STATE_DIR		"/run/nbdctl"
+#define MAX_CONNECTIONS		64	/* what nbd.ko accepts */
+#define PERSIST_DEFAULT_DEAD	120	/* s: dead-connection timeout */
+#define BACKOFF_MIN_MS		500
+#define BACKOFF_MAX_MS		30000
+#define STATUS_EVERY_MS		5000
+
+/* --- small helpers ----------------------------------------------------- */
+
+/* parse_u64 - a decimal number with an optional K/M/G/T suffix (x1024). */
+static int parse_u64(const char *s, uint64_t *out, bool suffix)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end && suffix) {
+		static const char units[] = "KMGT";
+		const char *u = strchr(units, toupper((unsigned char)*end));
+
+		if (!u || !*u)
+			return -1;
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if (toupper((unsigned char)*end) == 'I' &&
+		    toupper((unsigned char)end[1]) == 'B')
+			end += 2;
+		else if (toupper((unsigned char)*end) == 'B')
+			end++;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned int max, unsigned int *out,
+		      const char *what)
+{
+	uint64_t v;
+
+	if (parse_u64(s, &v, false) || v > max) {
+		nbdctl_err("%s must be a number from 0 to %u, not '%s'", what,
+			   max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void human_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB",
+					    "PiB", "EiB" };
+	double v = bytes;
+	int i = 0;
+
+	while (v >= 1024 && i < 6) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, unit[i]);
+}
+
+/* parse_device - /dev/nbdN, nbdN or N; -1 if it is none of those. */
+static int parse_device(const char *s, bool bare_number)
+{
+	const char *p = s;
+	uint64_t v;
+
+	if (!strncmp(p, "/dev/", 5))
+		p += 5;
+	if (!strncmp(p, "nbd", 3))
+		p += 3;
+	else if (!bare_number || p != s)
+		return -1;
+	if (parse_u64(p, &v, false) || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+static int read_sysfs(int index, const char *attr, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/block/nbd%d/%s", index, attr);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+static uint64_t device_bytes(int index)
+{
+	char buf[64];
+	uint64_t sectors;
+
+	if (read_sysfs(index, "size", buf, sizeof(buf)) ||
+	    parse_u64(buf, &sectors, false))
+		return 0;
+	return sectors * 512;
+}
+
+/*
+ * kernel_error - a sentence for a netlink refusal.  Returns the exit code.
+ */
+static int kernel_error(const char *what, int index, int ret, const char *msg)
+{
+	char dev[32] = "the device";
+
+	if (index >= 0)
+		snprintf(dev, sizeof(dev), "/dev/nbd%d", index);
+	switch (-ret) {
+	case EPERM:
+	case EACCES:
+		nbdctl_err("%s: permission denied: configuring nbd devices needs CAP_SYS_ADMIN (run as root)",
+			   what);
+		return NBDCTL_EXIT_PERM;
+	case EBUSY:
+		nbdctl_err("%s: %s is busy (already connected, or still being torn down)%s%s",
+			   what, dev, *msg ? ": " : "", msg);
+		return NBDCTL_EXIT_KERNEL;
+	case ENOENT:
+	case ENODEV:
+		nbdctl_err("%s: %s does not exist%s%s", what, dev,
+			   *msg ? ": " : "", msg);
+		return NBDCTL_EXIT_KERNEL;
+	case EINVAL:
+		nbdctl_err("%s: the kernel refused the request: %s", what,
+			   *msg ? msg : "invalid argument (dmesg may say why)");
+		return NBDCTL_EXIT_KERNEL;
+	default:
+		nbdctl_err("%s: %s%s%s", what, strerror(-ret),
+			   *msg ? ": " : "", msg);
+		return NBDCTL_EXIT_KERNEL;
+	}
+}
+
+static int open_netlink(struct nbdnl *nl)
+{
+	char err[512];
+
+	if (nbdnl_open(nl, err, sizeof(err)) < 0) {
+		nbdctl_err("%s", err);
+		return NBDCTL_EXIT_KERNEL;
+	}
+	return 0;
+}
+
+/* --- the state file: what the kernel does not know about a device ------- */
+
+struct dev_state {
+	char uri[1024];
+	char backend[1024];
+	unsigned int connections;
+	unsigned int flags;
+	unsigned int block_size;
+	long pid;			/* persist daemon, 0 if none */
+};
+
+static void state_path(int index, char *buf, size_t len)
+{
+	snprintf(buf, len, STATE_DIR "/nbd%d", index);
+}
+
+static void state_write(int index, const struct dev_state *st)
+{
+	char path[64], tmp[80];
+	FILE *f;
+
+	if (mkdir(STATE_DIR, 0755) && errno != EEXIST)
+		return;
+	state_path(index, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "uri=%s\nbackend=%s\nconnections=%u\nflags=0x%x\nblock_size=%u\npid=%ld\n",
+		st->uri, st->backend, st->connections, st->flags,
+		st->block_size, st->pid);
+	if (fclose(f) || rename(tmp, path))
+		unlink(tmp);
+}
+
+static int state_read(int index, struct dev_state *st)
+{
+	char path[64], line[1100];
+	FILE *f;
+
+	memset(st, 0, sizeof(*st));
+	state_path(index, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "uri=", 4))
+			snprintf(st->uri, sizeof(st->uri), "%.*s",
+				 (int)sizeof(st->uri) - 1, line + 4);
+		else if (!strncmp(line, "backend=", 8))
+			snprintf(st->backend, sizeof(st->backend), "%.*s",
+				 (int)sizeof(st->backend) - 1, line + 8);
+		else if (!strncmp(line, "connections=", 12))
+			st->connections = strtoul(line + 12, NULL, 10);
+		else if (!strncmp(line, "flags=", 6))
+			st->flags = strtoul(line + 6, NULL, 0);
+		else if (!strncmp(line, "block_size=", 11))
+			st->block_size = strtoul(line + 11, NULL, 10);
+		else if (!strncmp(line, "pid=", 4))
+			st->pid = strtol(line + 4, NULL, 10);
+	}
+	fclose(f);
+	return 0;
+}
+
+static void state_remove(int index)
+{
+	char path[64];
+
+	state_path(index, path, sizeof(path));
+	unlink(path);
+}
+
+/*
+ * state_matches - the state file describes the device's current session:
+ * its backend identifier is the one the kernel shows (when it shows one).
+ */
+static bool state_matches(int index, const struct dev_state *st)
+{
+	char backend[1024];
+
+	if (read_sysfs(index, "backend", backend, sizeof(backend)))
+		return true;	/* the kernel does not show it: trust the file */
+	return !strcmp(backend, st->backend);
+}
+
+/* The persist daemon of a device, if one runs. */
+static pid_t persist_pid(const struct dev_state *st)
+{
+	char path[64], comm[32];
+	int fd;
+	ssize_t n;
+
+	if (st->pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", st->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	comm[n] = '\0';
+	return strncmp(comm, "nbdctl", 6) ? 0 : (pid_t)st->pid;
+}
+
+/* --- connect ------------------------------------------------------------- */
+
+struct connect_opts {
+	struct nbd_uri uri;
+	int index;
+	unsigned int connections;
+	unsigned int block_size;		/* 0: choose */
+	unsigned int timeout;
+	unsigned int dead_timeout;
+	bool set_timeout, set_dead_timeout;
+	bool read_only;
+	const char *backend;
+	unsigned int client_flags;
+	bool persist, foreground, strict;
+	unsigned int hs_timeout;
+};
+
+/* Both the first handshakes and the reconnects go through here. */
+static int open_conn(const struct connect_opts *o, struct nbd_export *ex,
+		     char *err, size_t errlen)
+{
+	int fd;
+
+	fd = nbd_dial(&o->uri, o->hs_timeout, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (nbd_negotiate(fd, o->uri.export_name, ex, err, errlen)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * choose_block_size - the user's block size checked against the server's
+ * constraints, or the server's preferred one when it suits the kernel,
+ * or 512.  Returns 0 or -1 with the reason printed.
+ */
+static int choose_block_size(const struct connect_opts *o,
+			     const struct nbd_export *ex, unsigned int *bs)
+{
+	unsigned int page = sysconf(_SC_PAGESIZE);
+	unsigned int b;
+
+	if (o->block_size) {
+		b = o->block_size;
+		if (b < 512 || b > page || (b & (b - 1))) {
+			nbdctl_err("block size %u: it must be a power of two from 512 to %u",
+				   b, page);
+			return -1;
+		}
+		if (ex->have_block_size && b < ex->min_block) {
+			nbdctl_err("block size %u is below the server's minimum block size %u",
+				   b, ex->min_block);
+			return -1;
+		}
+		*bs = b;
+		return 0;
+	}
+	b = 512;
+	if (ex->have_block_size) {
+		if (ex->pref_block >= 512 && ex->pref_block <= page)
+			b = ex->pref_block;
+		else if (ex->min_block > b)
+			b = ex->min_block;
+		if (b > page) {
+			nbdctl_err("the server's minimum block size %u is larger than the kernel's largest (%u)",
+				   ex->min_block, page);
+			return -1;
+		}
+	}
+	*bs = b;
+	return 0;
+}
+
+static void connect_usage(FILE *f)
+{
+	fprintf(f,
+"usage: nbdctl connect URI [DEVICE] [options]\n"
+"       nbdctl connect HOST [PORT] [DEVICE] [options]\n"
+"       nbdctl connect --unix PATH [DEVICE] [options]\n"
+"\n"
+"URI: nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH\n"
+"DEVICE: /dev/nbdN, nbdN (default: the first free device)\n"
+"\n"
+"  -N, --name EXPORT          export name (overrides the URI's)\n"
+"  -u, --unix PATH            the server's UNIX socket\n"
+"  -C, --connections N        N connections (needs the server's CAN_MULTI_CONN)\n"
+"      --strict               fail instead of using one connection without it\n"
+"  -b, --block-size BYTES     block size (default: the server's preferred, or 512)\n"
+"  -t, --timeout SECONDS      per-request timeout (default: the kernel's)\n"
+"  -D, --dead-timeout SECONDS how long I/O waits for a reconnect\n"
+"                             (default 0, or %u with --persist)\n"
+"  -r, --read-only            attach read-only\n"
+"      --backend ID           backend identifier (default: the URI)\n"
+"      --destroy-on-disconnect  remove the device when it is disconnected\n"
+"      --disconnect-on-close  disconnect when the last opener closes it\n"
+"  -p, --persist              stay resident and reconnect dead connections\n"
+"  -f, --foreground           with --persist: do not detach, log to stderr\n"
+"      --handshake-timeout S  give up on a silent server after S s (30)\n",
+		PERSIST_DEFAULT_DEAD);
+}
+
+enum {
+	OPT_STRICT = 0x100,
+	OPT_BACKEND,
+	OPT_DESTROY,
+	OPT_DOC,
+	OPT_HS_TIMEOUT,
+	OPT_SIZE,
+	OPT_ALL,
+	OPT_JSON,
+	OPT_COUNT,
+};
+
+static const struct option connect_options[] = {
+	{ "name", required_argument, NULL, 'N' },
+	{ "unix", required_argument, NULL, 'u' },
+	{ "connections", required_argument, NULL, 'C' },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "block-size", required_argument, NULL, 'b' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "dead-timeout", required_argument, NULL, 'D' },
+	{ "read-only", no_argument, NULL, 'r' },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "destroy-on-disconnect", no_argument, NULL, OPT_DESTROY },
+	{ "disconnect-on-close", no_argument, NULL, OPT_DOC },
+	{ "persist", no_argument, NULL, 'p' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ }
+};
+
+static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
+{
+	const char *unix_path = NULL, *name = NULL, *pos[3] = { };
+	char err[512];
+	uint64_t v;
+	int c, npos = 0, i, ret;
+
+	memset(o, 0, sizeof(*o));
+	o->index = -1;
+	o->connections = 1;
+	o->hs_timeout = 30;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "N:u:C:b:t:D:rpfh",
+				connect_options, NULL)) != -1) {
+		switch (c) {
+		case 'N':
+			name = optarg;
+			break;
+		case 'u':
+			unix_path = optarg;
+			break;
+		case 'C':
+			if (parse_uint(optarg, MAX_CONNECTIONS, &o->connections,
+				       "--connections") || !o->connections) {
+				if (!o->connections)
+					nbdctl_err("--connections must be at least 1");
+				return NBDCTL_EXIT_USAGE;
+			}
+			break;
+		case OPT_STRICT:
+			o->strict = true;
+			break;
+		case 'b':
+			if (parse_u64(optarg, &v, true) || v > UINT_MAX) {
+				nbdctl_err("bad block size '%s'", optarg);
+				return NBDCTL_EXIT_USAGE;
+			}
+			o->block_size = v;
+			break;
+		case 't':
+			if (parse_uint(optarg, INT_MAX, &o->timeout, "--timeout"))
+				return NBDCTL_EXIT_USAGE;
+			o->set_timeout = true;
+			break;
+		case 'D':
+			if (parse_uint(optarg, INT_MAX, &o->dead_timeout,
+				       "--dead-timeout"))
+				return NBDCTL_EXIT_USAGE;
+			o->set_dead_timeout = true;
+			break;
+		case 'r':
+			o->read_only = true;
+			break;
+		case OPT_BACKEND:
+			o->backend = optarg;
+			break;
+		case OPT_DESTROY:
+			o->client_flags |= NBD_CFLAG_DESTROY_ON_DISCONNECT;
+			break;
+		case OPT_DOC:
+			o->client_flags |= NBD_CFLAG_DISCONNECT_ON_CLOSE;
+			break;
+		case 'p':
+			o->persist = true;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (parse_uint(optarg, 3600, &o->hs_timeout,
+				       "--handshake-timeout"))
+				return NBDCTL_EXIT_USAGE;
+			break;
+		case 'h':
+			connect_usage(stdout);
+			exit(NBDCTL_EXIT_OK);
+		default:
+			connect_usage(stderr);
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	for (i = optind; i < argc; i++) {
+		if (npos == 3) {
+			nbdctl_err("unexpected argument '%s'", argv[i]);
+			return NBDCTL_EXIT_USAGE;
+		}
+		pos[npos++] = argv[i];
+	}
+
+	/* The last positional that names a device is the device. */
+	if (npos && parse_device(pos[npos - 1], false) >= 0) {
+		o->index = parse_device(pos[npos - 1], false);
+		npos--;
+	}
+	if (unix_path) {
+		if (npos) {
+			nbdctl_err("--unix PATH takes no host, URI or port ('%s')",
+				   pos[0]);
+			return NBDCTL_EXIT_USAGE;
+		}
+		ret = nbd_uri_from_args(NULL, NULL, unix_path, name, &o->uri,
+					err, sizeof(err));
+	} else if (!npos) {
+		nbdctl_err("connect: which server? Give a URI, HOST [PORT] or --unix PATH");
+		connect_usage(stderr);
+		return NBDCTL_EXIT_USAGE;
+	} else if (strstr(pos[0], "://")) {
+		if (npos > 1) {
+			nbdctl_err("unexpected argument '%s' after the URI (a device is /dev/nbdN)",
+				   pos[1]);
+			return NBDCTL_EXIT_USAGE;
+		}
+		ret = nbd_uri_parse(pos[0], &o->uri, err, sizeof(err));
+		if (!ret && name) {
+			free(o->uri.export_name);
+			o->uri.export_name = strdup(name);
+			if (!o->uri.export_name) {
+				nbdctl_err("out of memory");
+				return NBDCTL_EXIT_FAIL;
+			}
+		}
+	} else {
+		if (npos > 2) {
+			nbdctl_err("unexpected argument '%s' (a device is /dev/nbdN)",
+				   pos[2]);
+			return NBDCTL_EXIT_USAGE;
+		}
+		ret = nbd_uri_from_args(pos[0], npos > 1 ? pos[1] : NULL, NULL,
+					name, &o->uri, err, sizeof(err));
+	}
+	if (ret) {
+		nbdctl_err("%s", err);
+		return NBDCTL_EXIT_USAGE;
+	}
+	if (o->uri.tls) {
+		nbdctl_err("TLS (nbds://) is not supported yet");
+		return NBDCTL_EXIT_USAGE;
+	}
+	if (o->persist && !o->set_dead_timeout) {
+		o->dead_timeout = PERSIST_DEFAULT_DEAD;
+		o->set_dead_timeout = true;
+	}
+	return 0;
+}
+
+static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
+			struct connect_opts *o, int index,
+			const struct nbd_export *first);
+
+int cmd_connect(int argc, char **argv)
+{
+	struct nbdnl_params p = { };
+	struct connect_opts o;
+	struct nbd_export ex = { }, ex2;
+	struct dev_state st = { };
+	struct nbdnl nl, ev = { };
+	char err[1024], sz[32], flags[256], *uri_text = NULL;
+	int fds[MAX_CONNECTIONS];
+	unsigned int i, n = 0, bs;
+	uint64_t size;
+	int ret, index = -1;
+	pid_t child;
+
+	ret = parse_connect_args(argc, argv, &o);
+	if (ret)
+		goto out_uri;
+	ret = open_netlink(&nl);
+	if (ret)
+		goto out_uri;
+	/*
+	 * Join the group first, so that no LINK_DEAD can be missed, on a
+	 * socket of its own: replies to requests must not swallow events.
+	 */
+	if (o.persist && (nbdnl_open(&ev, err, sizeof(err)) ||
+			  nbdnl_subscribe(&ev, err, sizeof(err)))) {
+		nbdctl_err("%s", err);
+		ret = NBDCTL_EXIT_KERNEL;
+		goto out_nl;
+	}
+
+	fds[0] = open_conn(&o, &ex, err, sizeof(err));
+	if (fds[0] < 0) {
+		nbdctl_err("%s", err);
+		ret = NBDCTL_EXIT_SERVER;
+		goto out_nl;
+	}
+	n = 1;
+	if (o.connections > 1 && !(ex.flags & NBD_FLAG_CAN_MULTI_CONN)) {
+		if (o.strict) {
+			nbdctl_err("the server does not allow several connections (no CAN_MULTI_CONN); --strict asked for %u",
+				   o.connections);
+			ret = NBDCTL_EXIT_SERVER;
+			goto out_fds;
+		}
+		nbdctl_warn("the server does not allow several connections (no CAN_MULTI_CONN): using one");
+		o.connections = 1;
+	}
+	if (choose_block_size(&o, &ex, &bs)) {
+		ret = NBDCTL_EXIT_USAGE;
+		goto out_fds;
+	}
+	size = ex.size;
+	if (size % bs) {
+		nbdctl_warn("the export's size %llu is not a multiple of the block size %u: the last %llu bytes are not used",
+			    (unsigned long long)size, bs,
+			    (unsigned long long)(size % bs));
+		size -= size % bs;
+	}
+	if (!size) {
+		nbdctl_err("the export is empty (%llu bytes): nothing to attach",
+			   (unsigned long long)ex.size);
+		ret = NBDCTL_EXIT_SERVER;
+		goto out_fds;
+	}
+	for (; n < o.connections; n++) {
+		memset(&ex2, 0, sizeof(ex2));
+		fds[n] = open_conn(&o, &ex2, err, sizeof(err));
+		if (fds[n] < 0) {
+			nbdctl_err("connection %u: %s", n + 1, err);
+			ret = NBDCTL_EXIT_SERVER;
+			goto out_fds;
+		}
+		if (ex2.size != ex.size || ex2.flags != ex.flags) {
+			nbdctl_err("connection %u: the server now offers %llu bytes with flags 0x%x, the first connection got %llu bytes with flags 0x%x",
+				   n + 1, (unsigned long long)ex2.size,
+				   ex2.flags, (unsigned long long)ex.size,
+				   ex.flags);
+			nbd_export_free(&ex2);
+			close(fds[n]);
+			ret = NBDCTL_EXIT_SERVER;
+			goto out_fds;
+		}
+		nbd_export_free(&ex2);
+	}
+
+	uri_text = nbd_uri_format(&o.uri);
+	p.index = o.index;
+	p.size = size;
+	p.block_size = bs;
+	p.set_timeout = o.set_timeout;
+	p.timeout = o.timeout;
+	p.set_dead_timeout = o.set_dead_timeout;
+	p.dead_timeout = o.dead_timeout;
+	p.set_server_flags = true;
+	p.server_flags = ex.flags | (o.read_only ? NBD_FLAG_READ_ONLY : 0);
+	p.set_client_flags = o.client_flags != 0;
+	p.client_flags = o.client_flags;
+	p.backend = o.backend ? o.backend : uri_text;
+	p.fds = fds;
+	p.nfds = n;
+	ret = nbdnl_connect(&nl, &p, &index, err, sizeof(err));
+	if (ret) {
+		ret = kernel_error("connect", o.index, ret, err);
+		goto out_fds;
+	}
+	if (index < 0) {
+		nbdctl_err("connect: the kernel did not say which device it attached");
+		ret = NBDCTL_EXIT_KERNEL;
+		goto out_fds;
+	}
+	/* The kernel holds the sockets now. */
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	n = 0;
+
+	human_size(size, sz, sizeof(sz));
+	nbd_flags_text(p.server_flags, flags, sizeof(flags));
+	printf("/dev/nbd%d: %s (%llu bytes), block size %u, %u connection%s, %s\n",
+	       index, sz, (unsigned long long)size, bs, o.connections,
+	       o.connections == 1 ? "" : "s", uri_text ? uri_text : "");
+	nbdctl_info("flags: %s", flags);
+	fflush(stdout);
+
+	snprintf(st.uri, sizeof(st.uri), "%s", uri_text ? uri_text : "");
+	snprintf(st.backend, sizeof(st.backend), "%s", p.backend);
+	st.connections = o.connections;
+	st.flags = p.server_flags;
+	st.block_size = bs;
+	if (!o.persist) {
+		state_write(index, &st);
+		ret = 0;
+		goto out_fds;
+	}
+
+	if (!o.foreground) {
+		child = fork();
+		if (child < 0) {
+			nbdctl_err("cannot fork the persist process: %s; /dev/nbd%d stays attached without it",
+				   strerror(errno), index);
+			state_write(index, &st);
+			ret = NBDCTL_EXIT_FAIL;
+			goto out_fds;
+		}
+		if (child) {
+			st.pid = child;
+			state_write(index, &st);
+			printf("persist process %ld keeps /dev/nbd%d connected\n",
+			       (long)child, index);
+			ret = 0;
+			goto out_fds;
+		}
+		setsid();
+		/* The loop opens no relative path: a failure is harmless. */
+		(void)!chdir("/");
+		i = open("/dev/null", O_RDWR);
+		if ((int)i >= 0) {
+			dup2(i, 0);
+			dup2(i, 1);
+			dup2(i, 2);
+			if (i > 2)
+				close(i);
+		}
+	} else {
+		st.pid = getpid();
+		state_write(index, &st);
+	}
+	ret = persist_loop(&nl, &ev, &o, index, &ex);
+
+out_fds:
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	nbd_export_free(&ex);
+	free(uri_text);
+out_nl:
+	nbdnl_close(&ev);
+	nbdnl_close(&nl);
+out_uri:
+	nbd_uri_free(&o.uri);
+	return ret;
+}
+
+/* --- persist --------------------------------------------------------------- */
+
+static volatile sig_atomic_t persist_stop;
+static bool persist_syslog;
+
+static void on_stop_signal(int sig)
+{
+	persist_stop = sig;
+}
+
+static void plog(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void plog(int prio, const char *fmt, ...)
+{
+	va_list ap;
+	char stamp[32];
+	struct tm tm;
+	time_t now;
+
+	va_start(ap, fmt);
+	if (persist_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		now = time(NULL);
+		localtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
+		fprintf(stderr, "%s nbdctl[%ld]: ", stamp, (long)getpid());
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct persist {
+	int index;
+	unsigned int dead;	/* connections the kernel reported dead */
+	unsigned long events;
+};
+
+static int on_link_dead(void *arg, int index)
+{
+	struct persist *ps = arg;
+
+	if (index == ps->index) {
+		ps->dead++;
+		ps->events++;
+		plog(LOG_WARNING, "/dev/nbd%d: a connection died (LINK_DEAD)",
+		     index);
+	}
+	return 0;
+}
+
+static int on_status_one(void *arg, int index, bool connected)
+{
+	bool *c = arg;
+
+	*c = connected;
+	return 0;
+}
+
+/* Is the device still connected?  1 yes, 0 no, -1 cannot tell. */
+static int still_connected(struct nbdnl *nl, int index)
+{
+	char err[256];
+	bool c = false;
+
+	if (nbdnl_status(nl, index, on_status_one, &c, err, sizeof(err)))
+		return -1;
+	return c;
+}
+
+/*
+ * reconnect_one - a new connection handed to the kernel for a dead one.
+ * Returns 0, 1 when the kernel has no dead connection to replace, -1 on
+ * failure (logged).
+ */
+static int reconnect_one(struct nbdnl *nl, const struct connect_opts *o,
+			 int index, const struct nbd_export *first,
+			 const char *backend)
+{
+	struct nbdnl_params p = { .index = index, .backend = backend };
+	struct nbd_export ex = { };
+	char err[1024];
+	int fd, ret;
+
+	fd = open_conn(o, &ex, err, sizeof(err));
+	if (fd < 0) {
+		plog(LOG_WARNING, "/dev/nbd%d: reconnect failed: %s", index,
+		     err);
+		return -1;
+	}
+	if (ex.size != first->size || ex.flags != first->flags) {
+		plog(LOG_ERR, "/dev/nbd%d: the server now offers %llu bytes with flags 0x%x instead of %llu bytes with flags 0x%x: not reconnecting to a different export",
+		     index, (unsigned long long)ex.size, ex.flags,
+		     (unsigned long long)first->size, first->flags);
+		nbd_export_free(&ex);
+		close(fd);
+		return -1;
+	}
+	nbd_export_free(&ex);
+	p.fds = &fd;
+	p.nfds = 1;
+	ret = nbdnl_reconfigure(nl, &p, err, sizeof(err));
+	close(fd);
+	/* Every connection is alive (also what a stock nbd.ko says). */
+	if (ret == -ENOSPC)
+		return 1;
+	if (ret) {
+		plog(LOG_WARNING, "/dev/nbd%d: the kernel refused the new connection: %s%s%s",
+		     index, strerror(-ret), *err ? ": " : "", err);
+		return -1;
+	}
+	plog(LOG_NOTICE, "/dev/nbd%d: reconnected", index);
+	return 0;
+}
+
+static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
+			struct connect_opts *o, int index,
+			const struct nbd_export *first)
+{
+	struct persist ps = { .index = index };
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	int64_t next_try = 0, next_status, backoff = BACKOFF_MIN_MS, now;
+	const char *backend;
+	char err[512], *uri_text;
+	struct pollfd pfd;
+	int ret, c, timeout;
+
+	persist_syslog = !o->foreground;
+	if (persist_syslog)
+		openlog("nbdctl", LOG_PID, LOG_DAEMON);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Never wait for pages that would have to come over this device. */
+	if (mlockall(MCL_CURRENT | MCL_FUTURE))
+		plog(LOG_WARNING, "mlockall failed: %s; under memory pressure reconnecting may stall",
+		     strerror(errno));
+
+	uri_text = nbd_uri_format(&o->uri);
+	backend = o->backend ? o->backend : uri_text;
+	plog(LOG_NOTICE, "/dev/nbd%d: watching %u connection%s to %s (dead-connection timeout %u s)",
+	     index, o->connections, o->connections == 1 ? "" : "s",
+	     uri_text ? uri_text : "?", o->dead_timeout);
+
+	pfd.fd = nbdnl_fd(ev);
+	pfd.events = POLLIN;
+	next_status = now_ms() + STATUS_EVERY_MS;
+	while (!persist_stop) {
+		now = now_ms();
+		timeout = next_status - now;
+		if (ps.dead && next_try - now < timeout)
+			timeout = next_try - now;
+		if (timeout < 0)
+			timeout = 0;
+		ret = poll(&pfd, 1, timeout);
+		if (ret < 0 && errno != EINTR) {
+			plog(LOG_ERR, "poll: %s", strerror(errno));
+			break;
+		}
+		if (ret > 0) {
+			ret = nbdnl_read_events(ev, on_link_dead, &ps, err,
+						sizeof(err));
+			if (ret == -ENOBUFS) {
+				/* Events lost: try every connection. */
+				plog(LOG_WARNING, "netlink notifications were lost; checking every connection");
+				ps.dead = o->connections;
+			} else if (ret < 0) {
+				plog(LOG_ERR, "%s", err);
+				break;
+			}
+		}
+		now = now_ms();
+		if (now >= next_status) {
+			next_status = now + STATUS_EVERY_MS;
+			c = still_connected(nl, index);
+			if (c == 0) {
+				plog(LOG_NOTICE, "/dev/nbd%d was disconnected; exiting",
+				     index);
+				break;
+			}
+		}
+		if (ps.dead && now >= next_try) {
+			ret = reconnect_one(nl, o, index, first, backend);
+			if (ret == 0 || ret == 1) {
+				ps.dead = ret ? 0 : ps.dead - 1;
+				backoff = BACKOFF_MIN_MS;
+				next_try = now;
+			} else {
+				if (still_connected(nl, index) == 0) {
+					plog(LOG_NOTICE, "/dev/nbd%d was disconnected (the dead-connection timeout may have passed); exiting",
+					     index);
+					break;
+				}
+				next_try = now + backoff;
+				backoff = backoff * 2 > BACKOFF_MAX_MS ?
+					  BACKOFF_MAX_MS : backoff * 2;
+			}
+		}
+	}
+	if (persist_stop)
+		plog(LOG_NOTICE, "/dev/nbd%d: signal %d, exiting (the device stays attached)",
+		     index, (int)persist_stop);
+	free(uri_text);
+	return 0;
+}
+
+/* --- disconnect ------------------------------------------------------------ */
+
+static int disconnect_one(struct nbdnl *nl, int index, bool quiet_absent)
+{
+	struct dev_state st;
+	char err[512];
+	pid_t pid;
+	int ret;
+
+	/* The persist process must not reconnect what we disconnect. */
+	if (!state_read(index, &st) && state_matches(index, &st)) {
+		pid = persist_pid(&st);
+		if (pid > 0 && pid != getpid())
+			kill(pid, SIGTERM);
+	}
+	ret = nbdnl_disconnect(nl, index, err, sizeof(err));
+	if (ret) {
+		if (quiet_absent && (ret == -ENOENT || ret == -ENODEV))
+			return 0;
+		return kernel_error("disconnect", index, ret, err);
+	}
+	state_remove(index);
+	return 0;
+}
+
+struct all_walk {
+	struct nbdnl *nl;
+	int ret;
+	int count;
+};
+
+static int disconnect_walk(void *arg, int index, bool connected)
+{
+	struct all_walk *w = arg;
+	int ret;
+
+	if (!connected)
+		return 0;
+	w->count++;
+	ret = disconnect_one(w->nl, index, true);
+	if (ret && !w->ret)
+		w->ret = ret;
+	return 0;
+}
+
+int cmd_disconnect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct nbdnl nl;
+	bool all = false;
+	char err[512];
+	int c, i, index, ret = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'h':
+			printf("usage: nbdctl disconnect DEVICE|INDEX...\n       nbdctl disconnect --all\n");
+			return NBDCTL_EXIT_OK;
+		default:
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (all == (optind < argc)) {
+		nbdctl_err("disconnect: give devices (/dev/nbdN, nbdN or N) or --all");
+		return NBDCTL_EXIT_USAGE;
+	}
+	for (i = optind; i < argc; i++) {
+		if (parse_device(argv[i], true) < 0) {
+			nbdctl_err("'%s' is not an nbd device (/dev/nbdN, nbdN or N)",
+				   argv[i]);
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	ret = open_netlink(&nl);
+	if (ret)
+		return ret;
+	if (all) {
+		struct all_walk w = { .nl = &nl };
+
+		ret = nbdnl_status(&nl, -1, disconnect_walk, &w, err,
+				   sizeof(err));
+		if (ret < 0)
+			ret = kernel_error("status", -1, ret, err);
+		else
+			ret = w.ret;
+	}
+	for (i = optind; i < argc && !all; i++) {
+		index = parse_device(argv[i], true);
+		c = disconnect_one(&nl, index, false);
+		if (c && !ret)
+			ret = c;
+	}
+	nbdnl_close(&nl);
+	return ret;
+}
+
+/* --- list ------------------------------------------------------------------- */
+
+struct dev_info {
+	int index;
+	bool connected;
+	uint64_t size;
+	unsigned int block_size;
+	bool read_only;
+	long pid;
+	char backend[1024];
+	bool have_state;
+	struct dev_state st;
+	unsigned int flags;
+	bool have_flags;
+};
+
+/* Flags from the state file, else from debugfs (both drivers show them). */
+static bool device_flags(int index, unsigned int *flags)
+{
+	char path[96], buf[256], *p;
+	FILE *f;
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/nbd/nbd%d/flags", index);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(buf, sizeof(buf), f)) {
+		p = strstr(buf, "0x");
+		if (!strncmp(buf, "Hex:", 4) && p) {
+			*flags = strtoul(p, NULL, 16);
+			ok = true;
+			break;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+static void collect(struct dev_info *d, int index, bool connected)
+{
+	char buf[64];
+
+	memset(d, 0, sizeof(*d));
+	d->index = index;
+	d->connected = connected;
+	if (!connected)
+		return;
+	d->size = device_bytes(index);
+	if (!read_sysfs(index, "queue/logical_block_size", buf, sizeof(buf)))
+		d->block_size = strtoul(buf, NULL, 10);
+	if (!read_sysfs(index, "ro", buf, sizeof(buf)))
+		d->read_only = buf[0] == '1';
+	if (!read_sysfs(index, "pid", buf, sizeof(buf)))
+		d->pid = strtol(buf, NULL, 10);
+	read_sysfs(index, "backend", d->backend, sizeof(d->backend));
+	if (!state_read(index, &d->st) && state_matches(index, &d->st))
+		d->have_state = true;
+	if (d->have_state && d->st.flags) {
+		d->flags = d->st.flags;
+		d->have_flags = true;
+	} else {
+		d->have_flags = device_flags(index, &d->flags);
+	}
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = *s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+struct list_walk {
+	bool json;
+	int only;		/* -1: every device */
+	int count;
+	bool found;
+};
+
+static int list_walk_one(void *arg, int index, bool connected)
+{
+	struct list_walk *w = arg;
+	struct dev_info d;
+	char sz[32], flags[256] = "";
+	const char *server;
+	pid_t pp;
+
+	if (w->only >= 0 && index != w->only)
+		return 0;
+	w->found = true;
+	collect(&d, index, connected);
+	if (d.have_flags)
+		nbd_flags_text(d.flags, flags, sizeof(flags));
+	server = d.have_state ? d.st.uri : d.backend;
+	pp = d.have_state ? persist_pid(&d.st) : 0;
+
+	if (w->json) {
+		printf("%s\n  {\"device\": \"/dev/nbd%d\", \"index\": %d, \"connected\": %s",
+		       w->count ? "," : "", index, index,
+		       connected ? "true" : "false");
+		if (connected) {
+			printf(", \"size\": %llu, \"block_size\": %u, \"read_only\": %s",
+			       (unsigned long long)d.size, d.block_size,
+			       d.read_only ? "true" : "false");
+			printf(", \"connections\": ");
+			if (d.have_state)
+				printf("%u", d.st.connections);
+			else
+				printf("null");
+			printf(", \"server\": ");
+			if (*server)
+				json_string(stdout, server);
+			else
+				printf("null");
+			printf(", \"backend\": ");
+			json_string(stdout, d.backend);
+			printf(", \"flags\": ");
+			if (d.have_flags) {
+				printf("%u, \"flag_names\": ", d.flags);
+				json_string(stdout, flags);
+			} else {
+				printf("null, \"flag_names\": null");
+			}
+			printf(", \"pid\": %ld, \"persist_pid\": %ld", d.pid,
+			       (long)pp);
+		}
+		printf("}");
+	} else if (!connected) {
+		printf("/dev/nbd%-4d disconnected\n", index);
+	} else {
+		human_size(d.size, sz, sizeof(sz));
+		printf("/dev/nbd%-4d connected    %s (%llu bytes), block size %u",
+		       index, sz, (unsigned long long)d.size, d.block_size);
+		if (d.have_state)
+			printf(", %u connection%s", d.st.connections,
+			       d.st.connections == 1 ? "" : "s");
+		printf("%s\n", d.read_only ? ", read-only" : "");
+		printf("             server: %s\n",
+		       *server ? server : "(unknown: not attached by nbdctl)");
+		printf("             flags: %s\n",
+		       d.have_flags ? flags : "(unknown)");
+		if (d.pid || pp) {
+			printf("             pid: %ld", d.pid);
+			if (pp)
+				printf(", persist process: %ld", (long)pp);
+			printf("\n");
+		}
+	}
+	w->count++;
+	return 0;
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct list_walk w = { .only = -1 };
+	struct nbdnl nl;
+	char err[512];
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			w.json = true;
+			break;
+		case 'h':
+			printf("usage: nbdctl list [--json] [DEVICE]\n");
+			return NBDCTL_EXIT_OK;
+		default:
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		w.only = parse_device(argv[optind], true);
+		if (w.only < 0 || optind + 1 < argc) {
+			nbdctl_err("list: '%s' is not an nbd device (/dev/nbdN, nbdN or N)",
+				   argv[optind]);
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	ret = open_netlink(&nl);
+	if (ret)
+		return ret;
+	if (w.json)
+		printf("[");
+	ret = nbdnl_status(&nl, w.only, list_walk_one, &w, err, sizeof(err));
+	if (w.json)
+		printf("%s]\n", w.count ? "\n" : "");
+	nbdnl_close(&nl);
+	if (ret)
+		return kernel_error("list", w.only, ret, err);
+	if (w.only >= 0 && !w.found) {
+		nbdctl_err("list: /dev/nbd%d does not exist", w.only);
+		return NBDCTL_EXIT_KERNEL;
+	}
+	return 0;
+}
+
+/* --- reconfigure ------------------------------------------------------------- */
+
+int cmd_reconfigure(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "dead-timeout", required_argument, NULL, 'D' },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct nbdnl_params p = { .index = -1 };
+	struct dev_state st;
+	struct nbdnl nl;
+	char err[512], backend[1024], sz[32];
+	unsigned int v;
+	uint64_t size = 0, got;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "t:D:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_uint(optarg, INT_MAX, &v, "--timeout"))
+				return NBDCTL_EXIT_USAGE;
+			p.set_timeout = true;
+			p.timeout = v;
+			break;
+		case 'D':
+			if (parse_uint(optarg, INT_MAX, &v, "--dead-timeout"))
+				return NBDCTL_EXIT_USAGE;
+			p.set_dead_timeout = true;
+			p.dead_timeout = v;
+			break;
+		case OPT_SIZE:
+			if (parse_u64(optarg, &size, true) || !size) {
+				nbdctl_err("bad size '%s' (bytes, or with K, M, G, T)",
+					   optarg);
+				return NBDCTL_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			printf("usage: nbdctl reconfigure DEVICE [--timeout S] [--dead-timeout S] [--size BYTES]\n");
+			return NBDCTL_EXIT_OK;
+		default:
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 == argc)
+		p.index = parse_device(argv[optind], true);
+	if (p.index < 0) {
+		nbdctl_err("reconfigure: give one device (/dev/nbdN, nbdN or N)");
+		return NBDCTL_EXIT_USAGE;
+	}
+	if (!p.set_timeout && !p.set_dead_timeout && !size) {
+		nbdctl_err("reconfigure: nothing to change (--timeout, --dead-timeout or --size)");
+		return NBDCTL_EXIT_USAGE;
+	}
+	p.size = size;
+	/* A device with a backend identifier wants it with every request. */
+	if (!read_sysfs(p.index, "backend", backend, sizeof(backend)) &&
+	    *backend)
+		p.backend = backend;
+	else if (!state_read(p.index, &st) && *st.backend)
+		p.backend = st.backend;
+
+	ret = open_netlink(&nl);
+	if (ret)
+		return ret;
+	ret = nbdnl_reconfigure(&nl, &p, err, sizeof(err));
+	nbdnl_close(&nl);
+	if (ret)
+		return kernel_error("reconfigure", p.index, ret, err);
+	if (size) {
+		got = device_bytes(p.index);
+		if (got != size) {
+			nbdctl_err("reconfigure: /dev/nbd%d still has %llu bytes: this nbd module does not resize over netlink",
+				   p.index, (unsigned long long)got);
+			return NBDCTL_EXIT_KERNEL;
+		}
+		human_size(size, sz, sizeof(sz));
+		printf("/dev/nbd%d: %s (%llu bytes)\n", p.index, sz,
+		       (unsigned long long)size);
+	}
+	return 0;
+}
+
+/* --- watch ------------------------------------------------------------------- */
+
+struct watch {
+	bool json;
+	unsigned long left;		/* events to wait for, 0: forever */
+	bool done;
+};
+
+static int print_event(void *arg, int index)
+{
+	struct watch *w = arg;
+	char stamp[40];
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (w->json)
+		printf("{\"event\": \"link-dead\", \"device\": \"/dev/nbd%d\", \"index\": %d, \"time\": \"%s.%03ld\"}\n",
+		       index, index, stamp, ts.tv_nsec / 1000000);
+	else
+		printf("%s.%03ld link-dead /dev/nbd%d\n", stamp,
+		       ts.tv_nsec / 1000000, index);
+	fflush(stdout);
+	if (w->left && !--w->left)
+		w->done = true;
+	return 0;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "count", required_argument, NULL, OPT_COUNT },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	struct watch w = { };
+	struct pollfd pfd;
+	struct nbdnl nl;
+	char err[512];
+	unsigned int n;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			w.json = true;
+			break;
+		case OPT_COUNT:
+			if (parse_uint(optarg, INT_MAX, &n, "--count"))
+				return NBDCTL_EXIT_USAGE;
+			w.left = n;
+			break;
+		case 'h':
+			printf("usage: nbdctl watch [--json] [--count N]\n");
+			return NBDCTL_EXIT_OK;
+		default:
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		nbdctl_err("watch: unexpected argument '%s'", argv[optind]);
+		return NBDCTL_EXIT_USAGE;
+	}
+	ret = open_netlink(&nl);
+	if (ret)
+		return ret;
+	if (nbdnl_subscribe(&nl, err, sizeof(err))) {
+		nbdctl_err("%s", err);
+		nbdnl_close(&nl);
+		return NBDCTL_EXIT_KERNEL;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (!w.json)
+		fprintf(stderr, "nbdctl: watching for link-dead events (Ctrl-C to stop)\n");
+	pfd.fd = nbdnl_fd(&nl);
+	pfd.events = POLLIN;
+	ret = 0;
+	while (!persist_stop && !w.done) {
+		c = poll(&pfd, 1, -1);
+		if (c < 0) {
+			if (errno == EINTR)
+				continue;
+			nbdctl_err("poll: %s", strerror(errno));
+			ret = NBDCTL_EXIT_FAIL;
+			break;
+		}
+		c = nbdnl_read_events(&nl, print_event, &w, err, sizeof(err));
+		if (c == -ENOBUFS) {
+			nbdctl_warn("some events were lost (the socket's buffer overflowed)");
+		} else if (c < 0) {
+			nbdctl_err("%s", err);
+			ret = NBDCTL_EXIT_FAIL;
+			break;
+		}
+	}
+	nbdnl_close(&nl);
+	return ret;
+}

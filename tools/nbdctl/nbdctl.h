@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nbdctl: attach NBD exports to nbd.ko over generic netlink.
+ *
+ * Module map:
+ *   main.c       command line, dispatch, messages (nbdctl_err...)
+ *   uri.c        NBD URIs and HOST [PORT] / --unix targets
+ *   handshake.c  dialing the server and the NBD handshake
+ *   info.c       the info and list-exports commands
+ *   netlink.c    the "nbd" generic netlink family (libnl-genl-3)
+ *   connect.c    connect, disconnect, reconfigure, list, watch, persist
+ */
+#ifndef NBDCTL_H
+#define NBDCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit codes (documented in nbdctl.8) */
+#define NBDCTL_EXIT_OK		0	/* success */
+#define NBDCTL_EXIT_FAIL	1	/* other failure */
+#define NBDCTL_EXIT_USAGE	2	/* bad command line or URI */
+/* server unreachable, handshake failed, export refused */
+#define NBDCTL_EXIT_SERVER	3
+/* nbd.ko missing, refused the request, device busy or missing */
+#define NBDCTL_EXIT_KERNEL	4
+#define NBDCTL_EXIT_PERM	5	/* not allowed (needs CAP_SYS_ADMIN) */
+
+#define NBD_DEFAULT_PORT	"10809"
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+#endif
+
+#ifndef NBDCTL_VERSION
+#define NBDCTL_VERSION		"1.0.0"
+#endif
+
+/* Messages: "nbdctl: " prefix, to stderr (main.c). */
+void nbdctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void nbdctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void nbdctl_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern int nbdctl_verbose;
+
+/* Where the server is. */
+struct nbd_uri {
+	bool tls;		/* nbds:// or nbds+unix:// (not supported yet) */
+	char *host;		/* TCP host name or address; NULL for UNIX */
+	char *port;		/* TCP port (service), NBD_DEFAULT_PORT if absent */
+	char *socket;		/* UNIX socket path; NULL for TCP */
+	char *export_name;	/* "" when absent */
+};
+
+/*
+ * nbd_uri_parse() - parse nbd://host[:port]/export,
+ * nbd+unix:///export?socket=PATH, nbds://..., nbds+unix://...
+ * Returns 0, or -1 with a sentence in @err.  TLS URIs parse (u->tls set);
+ * refusing them is the caller's business.
+ */
+int nbd_uri_parse(const char *s, struct nbd_uri *u, char *err, size_t errlen);
+/*
+ * nbd_uri_from_args() - a target from the plain forms: HOST [PORT], or a
+ * UNIX socket path (@unix_path != NULL, then @host must be NULL).  @export
+ * may be NULL ("").  Returns 0, or -1 with a sentence in @err.
+ */
+int nbd_uri_from_args(const char *host, const char *port,
+		      const char *unix_path, const char *export,
+		      struct nbd_uri *u, char *err, size_t errlen);
+/* nbd_uri_format() - canonical URI text (malloc'ed), e.g. for display. */
+char *nbd_uri_format(const struct nbd_uri *u);
+void nbd_uri_free(struct nbd_uri *u);
+
+/* What a server says about an export. */
+struct nbd_export {
+	uint64_t size;
+	uint16_t flags;			/* transmission flags (NBD_FLAG_*) */
+	bool have_block_size;		/* NBD_INFO_BLOCK_SIZE was sent */
+	uint32_t min_block;
+	uint32_t pref_block;
+	uint32_t max_block;
+	char *name;			/* NBD_INFO_NAME, or NULL */
+	char *description;		/* NBD_INFO_DESCRIPTION, or NULL */
+	bool used_go;			/* false: fell back to EXPORT_NAME */
+};
+
+void nbd_export_free(struct nbd_export *ex);
+
+/*
+ * nbd_dial() - a connected stream socket to the server, with send and
+ * receive timeouts of @timeout_s seconds (0: none) for the handshake.
+ * Returns the fd, or -1 with a sentence naming the address and the errno
+ * text in @err.
+ */
+int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
+	     char *err, size_t errlen);
+
+/*
+ * nbd_negotiate() - fixed newstyle handshake with NO_ZEROES, NBD_OPT_GO
+ * asking for NBD_INFO_EXPORT, NAME, DESCRIPTION and BLOCK_SIZE (falling
+ * back to NBD_OPT_EXPORT_NAME when GO is unsupported).  On success the
+ * socket is in the transmission phase, its timeouts cleared, ready for
+ * the kernel.  Returns 0, or -1 with a sentence in @err (the server's own
+ * message included when it sent one).
+ */
+int nbd_negotiate(int fd, const char *export_name, struct nbd_export *ex,
+		  char *err, size_t errlen);
+
+/*
+ * nbd_query() - like nbd_negotiate() but with NBD_OPT_INFO, then
+ * NBD_OPT_ABORT: nothing is attached (falls back to EXPORT_NAME + a
+ * NBD_CMD_DISC when the server has no INFO/GO).  The caller closes @fd.
+ */
+int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
+	      char *err, size_t errlen);
+
+/*
+ * nbd_list() - NBD_OPT_LIST then NBD_OPT_ABORT; @cb is called for each
+ * export (description may be ""), and a non-zero return stops the walk.
+ */
+int nbd_list(int fd, int (*cb)(void *arg, const char *name, const char *desc),
+	     void *arg, char *err, size_t errlen);
+
+/*
+ * nbd_flags_text() - transmission flags by name, space separated, e.g.
+ * "HAS_FLAGS SEND_FLUSH CAN_MULTI_CONN"; unknown bits as "bit13".
+ */
+void nbd_flags_text(uint16_t flags, char *buf, size_t len);
+
+/* netlink.c: the "nbd" generic netlink family */
+struct nl_sock;
+struct nbdnl {
+	struct nl_sock *sk;
+	int family;
+};
+
+/* CONNECT / RECONFIGURE parameters; zero or unset ones are not sent. */
+struct nbdnl_params {
+	int index;			/* -1: any (CONNECT) */
+	uint64_t size;
+	uint64_t block_size;
+	bool set_timeout, set_dead_timeout;
+	bool set_server_flags, set_client_flags;
+	uint64_t timeout;		/* seconds */
+	uint64_t dead_timeout;		/* seconds */
+	uint64_t server_flags;
+	uint64_t client_flags;
+	const char *backend;
+	const int *fds;
+	int nfds;
+};
+
+/*
+ * Each returns 0 or a negative errno; on failure @err has the kernel's
+ * own reason when it gave one (else it is empty).
+ */
+int nbdnl_open(struct nbdnl *nl, char *err, size_t errlen);
+void nbdnl_close(struct nbdnl *nl);
+int nbdnl_fd(struct nbdnl *nl);
+int nbdnl_connect(struct nbdnl *nl, const struct nbdnl_params *p, int *index,
+		  char *err, size_t errlen);
+int nbdnl_reconfigure(struct nbdnl *nl, const struct nbdnl_params *p,
+		      char *err, size_t errlen);
+int nbdnl_disconnect(struct nbdnl *nl, int index, char *err, size_t errlen);
+/* STATUS of one device (@index >= 0) or of all; @cb per device. */
+int nbdnl_status(struct nbdnl *nl, int index,
+		 int (*cb)(void *arg, int index, bool connected), void *arg,
+		 char *err, size_t errlen);
+/* Join the multicast group, then read what came: @cb per LINK_DEAD. */
+int nbdnl_subscribe(struct nbdnl *nl, char *err, size_t errlen);
+int nbdnl_read_events(struct nbdnl *nl, int (*cb)(void *arg, int index),
+		      void *arg, char *err, size_t errlen);
+
+/* connect.c */
+int cmd_connect(int argc, char **argv);
+int cmd_disconnect(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_reconfigure(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+
+/* info.c */
+int cmd_info(int argc, char **argv);
+int cmd_list_exports(int argc, char **argv);
+
+#endif

@@ -5,7 +5,7 @@
 #   make                      build against the running kernel
 #   make KDIR=/path/to/build  build against another kernel's build tree
 #   make install              install to /lib/modules/<release>/updates
-#   make check                run every test in VMs (6.1 and 6.12)
+#   make check                run every test (VMs on 6.1, 6.12, debug; KUnit)
 #   make demo                 attach /dev/nbd0 in a VM and use it
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
 #   make kunit-coverage       the same with gcov, and an lcov report

@@ -9,7 +9,7 @@ work=$(mktemp -d)
 cleanup() {
 	set +e
 	mountpoint -q /mnt/nbd-demo && umount /mnt/nbd-demo
-	[ -e /sys/block/nbd0/pid ] && nbd-client -d /dev/nbd0 >/dev/null 2>&1
+	[ -e /sys/block/nbd0/pid ] && "$NBDCTL" disconnect /dev/nbd0 >/dev/null 2>&1
 	[ -f "$work/nbdkit.pid" ] && kill "$(cat "$work/nbdkit.pid")"
 	rm -rf "$work"
 }
@@ -23,11 +23,15 @@ step "start the default server: nbdkit memory 1G on $work/nbd.sock"
 nbdkit -U "$work/nbd.sock" -P "$work/nbdkit.pid" memory 1G
 for _ in $(seq 50); do [ -S "$work/nbd.sock" ] && break; sleep 0.1; done
 
-step "attach /dev/nbd0 with nbd-client (generic netlink)"
-nbd-client -unix "$work/nbd.sock" /dev/nbd0 -b 4096
+uri="nbd+unix:///?socket=$work/nbd.sock"
+step "what the server offers: nbdctl info $uri"
+"$NBDCTL" info "$uri"
+
+step "attach /dev/nbd0 with nbdctl (generic netlink), 2 connections"
+"$NBDCTL" connect "$uri" /dev/nbd0 -C 2 -b 4096
 udevadm settle
 lsblk /dev/nbd0
-echo "connected, pid $(cat /sys/block/nbd0/pid)"
+"$NBDCTL" list nbd0
 
 step "mkfs.ext4 and mount"
 mkfs.ext4 -q /dev/nbd0
@@ -53,8 +57,8 @@ done
 
 step "unmount and detach"
 umount /mnt/nbd-demo
-nbd-client -d /dev/nbd0
-nbd-client -c /dev/nbd0 || echo "nbd0 is not connected any more"
+"$NBDCTL" disconnect /dev/nbd0
+"$NBDCTL" list nbd0
 
 step "kernel log"
 dmesg | grep -E 'nbd' | grep -v 'Command line'

@@ -8,13 +8,16 @@
 #     install preferred by modprobe, then the selftests in a VM (on the
 #     debug kernel also the KUnit module, nbd_kunit), with no kernel splat
 #     and nbd unloadable at the end;
-#   - the KUnit suites on UML (make kunit).
+#   - the KUnit suites on UML (make kunit);
+#   - nbdctl: built without a warning, its host tests (no VM), and in the
+#     VMs nbd_nbdctl and nbd_persist, also with each kernel's stock nbd.ko.
 # The per-kernel jobs and the UML run are independent: they run two at a
 # time (a TCG VM keeps one core busy), and each job's output is printed
 # when it ends.
 #
 #   NBD_KERNELS="6.1 6.12 debug"  kernels to test (aliases or releases)
 #   NBD_KUNIT=1                   0: skip the KUnit run on UML
+#   NBD_NBDCTL_TESTS=1            0: skip nbdctl's host tests
 #   NBD_TESTS="nbd_dd ..."        run only these selftests
 #   NBD_PARALLEL=2                jobs at once
 #   NBD_RESULTS=DIR               where logs go (default: /var/cache/nbd-dev/results)
@@ -123,10 +126,29 @@ kernel_job() {
 	echo "# selftests on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout $vm_timeout \
 		--module "$ko" --env "NBD_INSTALL_STAGE=$stage" "${slow[@]}" \
-		--log "$RESULTS/vm-$krel.log" -- \
+		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel.log" -- \
 		tools/testing/selftests/nbd/run_tests.sh $TESTS >"$log" 2>&1
 	vmrc=$?
 	cat "$log"
+	vm_counts "$krel" "$log" $vmrc
+
+	# nbdctl must work with the kernel's own nbd.ko too (same netlink).
+	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
+	log="$RESULTS/selftests-$krel-stock.log"
+	echo "# nbdctl with the stock nbd.ko on $krel (log: $log)"
+	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1200 --stock \
+		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel-stock.log" -- \
+		tools/testing/selftests/nbd/run_tests.sh nbd_nbdctl nbd_persist \
+		>"$log" 2>&1
+	vmrc=$?
+	cat "$log"
+	vm_counts "$krel (stock nbd.ko)" "$log" $vmrc
+	echo "# $krel: $((SECONDS - t_kernel)) s"
+}
+
+# vm_counts NAME LOG RC: the counts of a VM selftest run.
+vm_counts() {
+	local sum p f verdict clean log=$2
 
 	# Each selftest counts; so does the VM run's own verdict (no splat,
 	# module removable), which can fail while every test passed.
@@ -135,17 +157,16 @@ kernel_job() {
 		p=${sum%% passed*}
 		f=${sum#*passed, }
 		f=${f%% failed*}
-		echo "# counts $p $f selftests on $krel"
+		echo "# counts $p $f selftests on $1"
 	else
-		result "selftests ran on $krel" 1
+		result "selftests ran on $1" 1
 	fi
 	verdict=$(grep -E 'NBD-VM-RESULT' "$log" | tail -1)
 	case "$verdict" in
 	*splat=0*rmmod=ok*) clean=0 ;;
 	*) clean=1 ;;
 	esac
-	result "no kernel splat and nbd unloads on $krel (vm-run rc=$vmrc)" $clean
-	echo "# $krel: $((SECONDS - t_kernel)) s"
+	result "no kernel splat and nbd unloads on $1 (vm-run rc=$3)" $clean
 }
 
 # kunit_job: the KUnit suites on UML, as `make kunit` runs them.
@@ -185,6 +206,40 @@ for k in $KERNELS; do
 	break
 done
 
+# nbdctl, built once on the host; the VMs run it from there.
+NBDCTL_DIR=${NBD_CACHE_DIR:-/var/cache/nbd-dev}/nbdctl
+NBDCTL=$NBDCTL_DIR/nbdctl
+make -s -C "$REPO/tools/nbdctl" O="$NBDCTL_DIR" all \
+	>"$RESULTS/nbdctl-build.log" 2>&1 && ! grep -q 'warning:' "$RESULTS/nbdctl-build.log"
+rc=$?
+if [ $rc = 0 ]; then
+	passed=$((passed + 1))
+	echo "ok - build nbdctl without a warning"
+else
+	failed=$((failed + 1))
+	failures+=("build nbdctl")
+	echo "not ok - build nbdctl without a warning"
+	tail -20 "$RESULTS/nbdctl-build.log"
+fi
+
+# nbdctl_job: nbdctl's host tests (ASan + UBSan build, real and fake servers).
+nbdctl_job() {
+	local t0=$SECONDS log="$RESULTS/nbdctl-tests.log" sum p f
+
+	"$REPO/tools/nbdctl/tests/run.sh" >"$log" 2>&1
+	cat "$log"
+	sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	if [ -n "$sum" ]; then
+		p=${sum%% passed*}
+		f=${sum#*passed, }
+		f=${f%% failed*}
+		echo "# counts $p $f nbdctl host tests"
+	else
+		result "nbdctl host tests ran" 1
+	fi
+	echo "# nbdctl host tests: $((SECONDS - t0)) s"
+}
+
 # Jobs, longest first.
 jobs_list=()
 for k in $KERNELS; do
@@ -194,6 +249,7 @@ for k in $KERNELS; do
 	[ "$k" = debug ] || jobs_list+=("kernel $k")
 done
 [ "$KUNIT" = 0 ] || jobs_list+=("kunit")
+[ "${NBD_NBDCTL_TESTS:-1}" = 0 ] || jobs_list+=("nbdctl")
 
 # collect NAME FILE: print a finished job's output and count its results.
 collect() {
@@ -235,6 +291,7 @@ for j in "${jobs_list[@]}"; do
 	out="$RESULTS/job-${j// /-}.out"
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
+	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
 	*) kernel_job "${j#kernel }" >"$out" 2>&1 & ;;
 	esac
 	job_out[$!]=$out

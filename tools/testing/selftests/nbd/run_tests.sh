@@ -29,6 +29,8 @@ TESTS=(
 	nbd_hostile:600
 	nbd_qemu:300
 	nbd_perm:300
+	nbd_nbdctl:300
+	nbd_persist:600
 )
 # nbd_install checks "make install"; it needs the harness's staging
 # directory, so it runs by default only when that is given.

@@ -80,6 +80,9 @@ void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 	nbd_cmd_end(cmd, status);
 }
 
+static void nbd_disconnect_and_put_if(struct nbd_device *nbd, bool send_disc,
+				      bool if_dead);
+
 /**
  * nbd_conn_lost() - bookkeeping when a connection has failed
  * @conn: the connection, just marked dead
@@ -87,13 +90,50 @@ void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 void nbd_conn_lost(struct nbd_conn *conn)
 {
 	struct nbd_config *config = conn->config;
+	struct nbd_device *nbd = conn->nbd;
+	bool all_dead;
 
-	if (atomic_dec_return(&config->live_conns) == 0)
+	all_dead = atomic_dec_return(&config->live_conns) == 0;
+	if (all_dead)
 		WRITE_ONCE(config->dead_since, jiffies);
-	if (test_bit(NBD_RT_STARTED, &config->flags) &&
-	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags) &&
-	    !test_bit(NBD_RT_TEARDOWN, &config->flags))
-		nbd_genl_link_dead(conn->nbd->index);
+	if (!test_bit(NBD_RT_STARTED, &config->flags) ||
+	    test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags) ||
+	    test_bit(NBD_RT_TEARDOWN, &config->flags))
+		return;
+	nbd_genl_link_dead(nbd->index);
+
+	/*
+	 * A netlink session with no live connection ends when no reconnect
+	 * came within the dead-connection timeout (at once without one).
+	 * An ioctl session ends by itself: NBD_DO_IT returns.  The caller
+	 * holds a config reference, so ours is never the last one here.
+	 */
+	if (all_dead && test_bit(NBD_RT_BOUND, &config->flags)) {
+		refcount_inc(&nbd->config_refs);
+		if (!queue_delayed_work(system_wq, &nbd->dead_work,
+					config->dead_conn_timeout))
+			refcount_dec(&nbd->config_refs);
+	}
+}
+
+/*
+ * nbd_cancel_dead_work() - a reconnect or a disconnect came first: drop
+ * the pending dead-session work and its config reference.  The caller
+ * holds another config reference.
+ */
+static void nbd_cancel_dead_work(struct nbd_device *nbd)
+{
+	if (cancel_delayed_work(&nbd->dead_work))
+		refcount_dec(&nbd->config_refs);
+}
+
+static void nbd_dead_workfn(struct work_struct *work)
+{
+	struct nbd_device *nbd = container_of(to_delayed_work(work),
+					      struct nbd_device, dead_work);
+
+	nbd_disconnect_and_put_if(nbd, false, true);
+	nbd_config_put(nbd);	/* the work's own reference */
 }
 
 /*
@@ -670,6 +710,7 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	nbd_conn_sync(conn);
 	nbd_conn_replace_socket(conn, sock);
 	atomic_inc(&config->live_conns);
+	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);
 	dev_info(nbd_to_dev(nbd), "connection %u reconnected\n", conn->index);
 	blk_mq_run_hw_queues(nbd->disk->queue, true);
@@ -763,26 +804,31 @@ void nbd_send_disconnects(struct nbd_config *config)
 		nbd_conn_sync(config->conns[i]);
 }
 
-/**
- * nbd_disconnect_and_put() - end a session on the user's request
- * @nbd: the device; the caller does not hold config_lock
- * @send_disc: send NBD_CMD_DISC first
- *
- * Shuts the connections down, waits for the receivers and drops the
- * owner reference, so that by return the session is gone unless an
- * opener or NBD_DO_IT still holds it.
+/*
+ * nbd_disconnect_and_put_if() - nbd_disconnect_and_put(), or with @if_dead
+ * only if the session still has no live connection (the dead-session work:
+ * a reconnect may have come in the meantime).
  */
-void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
+static void nbd_disconnect_and_put_if(struct nbd_device *nbd, bool send_disc,
+				      bool if_dead)
 {
 	struct nbd_config *config;
 
 	mutex_lock(&nbd->config_lock);
 	config = nbd->config;
-	if (!config ||
+	if (!config || (if_dead && atomic_read(&config->live_conns)) ||
 	    !test_and_clear_bit(NBD_RT_HAS_CONFIG_REF, &config->flags)) {
 		mutex_unlock(&nbd->config_lock);
 		return;
 	}
+	if (if_dead)
+		dev_warn(nbd_to_dev(nbd),
+			 "no live connection%s: disconnecting\n",
+			 config->dead_conn_timeout ?
+			 " and no reconnect within the dead-connection timeout" :
+			 " (no dead-connection timeout set)");
+	else
+		nbd_cancel_dead_work(nbd);
 	if (test_bit(NBD_RT_STARTED, &config->flags) && get_capacity(nbd->disk))
 		nbd_update_capacity(nbd, 0);
 	if (send_disc)
@@ -795,6 +841,20 @@ void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
 	/* Our owner reference keeps the session; receivers end quickly. */
 	nbd_wait_receivers(nbd, config);
 	nbd_config_put(nbd);
+}
+
+/**
+ * nbd_disconnect_and_put() - end a session on the user's request
+ * @nbd: the device; the caller does not hold config_lock
+ * @send_disc: send NBD_CMD_DISC first
+ *
+ * Shuts the connections down, waits for the receivers and drops the
+ * owner reference, so that by return the session is gone unless an
+ * opener or NBD_DO_IT still holds it.
+ */
+void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc)
+{
+	nbd_disconnect_and_put_if(nbd, send_disc, false);
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_disconnect_and_put);
 
@@ -1051,6 +1111,7 @@ static struct nbd_device *nbd_dev_add(int index)
 	nbd->tag_set.driver_data = nbd;
 	INIT_WORK(&nbd->remove_work, nbd_remove_workfn);
 	INIT_WORK(&nbd->config_put_work, nbd_config_put_workfn);
+	INIT_DELAYED_WORK(&nbd->dead_work, nbd_dead_workfn);
 	mutex_init(&nbd->config_lock);
 	refcount_set(&nbd->config_refs, 0);
 	/* Lookups skip the device until it is fully set up. */

@@ -132,6 +132,8 @@ struct nbd_config {
  * @remove_work: deletes the disk once @refs is gone
  * @config_put_work: drops a config reference on behalf of the timeout
  *	handler, which must never tear the session down itself
+ * @dead_work: ends a netlink session whose connections all died and
+ *	were not replaced in time; holds a config reference while queued
  */
 struct nbd_device {
 	struct blk_mq_tag_set tag_set;
@@ -147,6 +149,7 @@ struct nbd_device {
 	struct workqueue_struct *recv_wq;
 	struct work_struct remove_work;
 	struct work_struct config_put_work;
+	struct delayed_work dead_work;
 };
 
 /* nbd_cmd.state, protected by nbd_cmd.lock */

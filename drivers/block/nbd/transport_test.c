@@ -467,12 +467,38 @@ static struct nbd_conn *nbd_fixture_conn(struct kunit *test, int i)
 	return fx->nbd->config->conns[i];
 }
 
+/* Connection @i is dead, or the whole session has ended. */
+static bool nbd_fixture_conn_dead(struct kunit *test, int i)
+{
+	struct nbd_fixture *fx = test->priv;
+	bool dead;
+
+	mutex_lock(&fx->nbd->config_lock);
+	dead = !fx->nbd->config || !nbd_conn_alive(fx->nbd->config->conns[i]);
+	mutex_unlock(&fx->nbd->config_lock);
+	return dead;
+}
+
 static bool nbd_fixture_wait_dead(struct kunit *test, int i)
 {
 	int ms;
 
 	for (ms = 0; ms < 10000; ms += 10) {
-		if (!nbd_conn_alive(nbd_fixture_conn(test, i)))
+		if (nbd_fixture_conn_dead(test, i))
+			return true;
+		usleep_range(10000, 20000);
+	}
+	return false;
+}
+
+/* The session ended by itself (all connections dead, no reconnect). */
+static bool nbd_fixture_wait_ended(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	int ms;
+
+	for (ms = 0; ms < 10000; ms += 10) {
+		if (!READ_ONCE(fx->nbd->config))
 			return true;
 		usleep_range(10000, 20000);
 	}
@@ -902,6 +928,9 @@ static void nbd_transport_hostile(struct kunit *test)
 	/* ... and later I/O fails at once */
 	KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_READ, 0, buf,
 						     FAKE_BS), -EIO);
+	/* ... and with no dead-connection timeout the session ends */
+	KUNIT_EXPECT_TRUE_MSG(test, nbd_fixture_wait_ended(test),
+			      "the session outlived its last connection");
 	vfree(buf);
 	vfree(want);
 }

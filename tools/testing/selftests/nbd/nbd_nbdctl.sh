@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 DEV=/dev/nbd0
 
 nbd_test_init
-ktap_plan 35
+ktap_plan 36
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit python3 setpriv blockdev fio perl
 
@@ -117,6 +117,23 @@ timeout_shown()
 	[[ $t =~ ^45(s| |$) ]] || [[ -n $hz && $t == $((45 * hz)) ]]
 }
 check "the kernel's request timeout is 45 s" timeout_shown
+
+# Resize over netlink: this driver does it, the stock one ignores the size
+# (nbdctl must then say so rather than claim success).
+resized()
+{
+	local got
+
+	nbdctl_run resize reconfigure "$DEV" --size 128M
+	got=$(blockdev --getsize64 "$DEV")
+	ktap_info "size after reconfigure --size 128M: $got"
+	if [[ ${NBD_STOCK:-0} == 1 ]]; then
+		expect resize 4 'does not resize' && [[ $got == 268435456 ]]
+	else
+		[[ $(cat "$NBD_TMP/resize.rc") == 0 && $got == 134217728 ]]
+	fi
+}
+check "reconfigure --size 128M: resized, or a clear refusal (stock)" resized
 
 nbdctl_run busy connect "$URI" "$DEV"
 check "connect to a busy $DEV: exit 4, 'busy'" expect busy 4 'busy'

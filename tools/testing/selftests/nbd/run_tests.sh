@@ -31,6 +31,7 @@ TESTS=(
 	nbd_perm:300
 	nbd_nbdctl:300
 	nbd_persist:600
+	nbd_timeout:600
 )
 # nbd_install checks "make install"; it needs the harness's staging
 # directory, so it runs by default only when that is given.

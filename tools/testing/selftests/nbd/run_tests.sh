@@ -32,6 +32,7 @@ TESTS=(
 	nbd_nbdctl:300
 	nbd_persist:600
 	nbd_timeout:600
+	nbd_races:900
 )
 # nbd_install checks "make install"; it needs the harness's staging
 # directory, so it runs by default only when that is given.

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Issue nbd ioctls that no client tool issues on purpose.
+
+  nbd_ioctl.py DEV clear-sock [COUNT]   NBD_CLEAR_SOCK COUNT times (default 1);
+                                        prints how many returned 0 and the
+                                        errors seen
+  nbd_ioctl.py DEV set-sock KIND        NBD_SET_SOCK with an fd of KIND: udp,
+                                        udp-connected, pipe, file, netlink,
+                                        tcp-unconnected, unix-dgram, bad-fd;
+                                        prints "ok" or the errno name, exits 0
+                                        if the kernel refused it
+
+Exit status 2 on a usage error.
+"""
+import errno
+import fcntl
+import os
+import socket
+import sys
+import tempfile
+
+NBD_SET_SOCK = 0xab00
+NBD_CLEAR_SOCK = 0xab04
+
+
+def open_dev(path):
+    return os.open(path, os.O_RDWR)
+
+
+def clear_sock(dev, count):
+    fd = open_dev(dev)
+    good = 0
+    errs = {}
+    try:
+        for _ in range(count):
+            try:
+                fcntl.ioctl(fd, NBD_CLEAR_SOCK)
+                good += 1
+            except OSError as e:
+                name = errno.errorcode.get(e.errno, str(e.errno))
+                errs[name] = errs.get(name, 0) + 1
+    finally:
+        os.close(fd)
+    print("clear-sock: %d ok, errors %s" % (good, errs or "none"))
+    return 0
+
+
+def make_fd(kind):
+    """Return (fd, keep) for KIND; keep holds objects that must stay open."""
+    if kind == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        return s.fileno(), [s]
+    if kind == "udp-connected":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect(("127.0.0.1", 9))
+        return s.fileno(), [s]
+    if kind == "unix-dgram":
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        return a.fileno(), [a, b]
+    if kind == "tcp-unconnected":
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        return s.fileno(), [s]
+    if kind == "netlink":
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        return s.fileno(), [s]
+    if kind == "pipe":
+        r, w = os.pipe()
+        return r, [r, w]
+    if kind == "file":
+        f = tempfile.TemporaryFile()
+        return f.fileno(), [f]
+    if kind == "bad-fd":
+        return 1000000, []
+    return None, None
+
+
+def set_sock(dev, kind):
+    fd, keep = make_fd(kind)
+    if fd is None:
+        print("unknown kind %s" % kind, file=sys.stderr)
+        return 2
+    dfd = open_dev(dev)
+    try:
+        fcntl.ioctl(dfd, NBD_SET_SOCK, fd)
+        print("ok")
+        return 1
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
+        return 0
+    finally:
+        os.close(dfd)
+        del keep
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    dev, cmd = argv[1], argv[2]
+    if cmd == "clear-sock":
+        return clear_sock(dev, int(argv[3]) if len(argv) > 3 else 1)
+    if cmd == "set-sock" and len(argv) == 4:
+        return set_sock(dev, argv[3])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

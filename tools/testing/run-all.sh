@@ -63,11 +63,13 @@ result() {	# result NAME RC
 	fi
 }
 
-# kernel_job K: everything for kernel K (an alias, a release or "debug").
+# kernel_job K [PART]: everything for kernel K (an alias, a release or
+# "debug").  PART 1 or 2 runs half of the selftests (alternately from the
+# list); part 2 only builds the module (cached by then) and runs its half.
 kernel_job() {
-	local k=$1 kvars krel ko rc dk stage picked log vmrc sum p f verdict clean
-	local t_kernel=$SECONDS vm_timeout=1800 slow=() kunit_ko
-	local KREL='' KDIR='' MODROOT='' MODDIR=''
+	local k=$1 part=${2:-} kvars krel ko rc dk stage picked log vmrc
+	local t_kernel=$SECONDS vm_timeout=1800 slow=() kunit_ko tests=$TESTS
+	local KREL='' KDIR='' MODROOT='' MODDIR='' sfx=''
 
 	kvars=$("$VM/kernels.sh" --vars "$k") || { result "kernel $k installed" 1; return; }
 	eval "$kvars"
@@ -80,8 +82,10 @@ kernel_job() {
 	if [ $rc = 0 ] && grep -q 'warning:' "$log"; then
 		rc=1
 	fi
-	result "build nbd.ko for $krel" $rc
+	[ "$part" = 2 ] || result "build nbd.ko for $krel" $rc
 	[ $rc = 0 ] || { tail -20 "$log"; return; }
+	stage="$RESULTS/install-$krel"
+	[ "$part" = 2 ] && { sfx=-part2; kernel_vm; return; }
 
 	# DKMS builds it from a clean export of the tree, in a private tree
 	dk="$RESULTS/dkms-$krel"
@@ -95,7 +99,6 @@ kernel_job() {
 
 	# make install into a stage that links to the kernel's own modules,
 	# so that its depmod sees both; the VM test then checks modprobe.
-	stage="$RESULTS/install-$krel"
 	make_stage "$krel" "$stage" "$MODDIR"
 	make -s -C "${ko%/drivers/block/nbd/nbd.ko}" install \
 		KDIR="$KDIR" KRELEASE="$krel" INSTALL_MOD_PATH="$stage" \
@@ -105,7 +108,12 @@ kernel_job() {
 	echo "# after make install, modprobe nbd would load $picked"
 	[ $rc = 0 ] && [[ $picked == "$stage/lib/modules/$krel/updates/"* ]]
 	result "make install for $krel: modprobe prefers updates/nbd.ko" $?
+	[ "$part" = 1 ] && sfx=-part1
+	kernel_vm
+}
 
+# kernel_vm: the VM part of kernel_job (its variables are in scope).
+kernel_vm() {
 	# 4 vCPUs: blk-mq makes one hardware queue per CPU at most, and the
 	# multi-connection test wants to see 4 of them.
 	if [ -n "$MODROOT" ]; then
@@ -121,16 +129,26 @@ kernel_job() {
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko
 	if [ -f "$kunit_ko" ] && grep -qs '^CONFIG_KUNIT=y' "$KDIR/.config"; then
 		slow+=(--env "NBD_KUNIT_KO=$kunit_ko")
+	else
+		kunit_ko=''
 	fi
-	log="$RESULTS/selftests-$krel.log"
-	echo "# selftests on $krel (log: $log)"
+	# Half of the list each; nbd_install needs part 1's staging tree.
+	if [ -n "$part" ] && [ -z "$TESTS" ]; then
+		tests=$(NBD_INSTALL_STAGE=$stage NBD_KUNIT_KO=$kunit_ko \
+			tools/testing/selftests/nbd/run_tests.sh -l |
+			awk -v p="$part" '$0 == "nbd_install" { if (p == 1) print; next }
+					  { n++ } n % 2 == p % 2')
+		tests=$(echo $tests)
+	fi
+	log="$RESULTS/selftests-$krel$sfx.log"
+	echo "# selftests on $krel${part:+ (part $part: $tests)} (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout $vm_timeout \
 		--module "$ko" --env "NBD_INSTALL_STAGE=$stage" "${slow[@]}" \
-		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel.log" -- \
-		tools/testing/selftests/nbd/run_tests.sh $TESTS >"$log" 2>&1
+		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel$sfx.log" -- \
+		tools/testing/selftests/nbd/run_tests.sh $tests >"$log" 2>&1
 	vmrc=$?
 	cat "$log"
-	vm_counts "$krel" "$log" $vmrc
+	vm_counts "$krel${part:+ part $part}" "$log" $vmrc
 
 	# nbdctl must work with the kernel's own nbd.ko too (same netlink).
 	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
@@ -242,8 +260,9 @@ nbdctl_job() {
 
 # Jobs, longest first.
 jobs_list=()
+# The debug kernel's selftests take as long as all the rest: two halves.
 for k in $KERNELS; do
-	[ "$k" = debug ] && jobs_list+=("kernel debug")
+	[ "$k" = debug ] && jobs_list+=("kernel debug 1" "kernel debug 2")
 done
 for k in $KERNELS; do
 	[ "$k" = debug ] || jobs_list+=("kernel $k")
@@ -292,7 +311,7 @@ for j in "${jobs_list[@]}"; do
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
 	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
-	*) kernel_job "${j#kernel }" >"$out" 2>&1 & ;;
+	*) kernel_job ${j#kernel } >"$out" 2>&1 & ;;
 	esac
 	job_out[$!]=$out
 	job_name[$!]=$j

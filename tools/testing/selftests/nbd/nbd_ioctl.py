@@ -10,6 +10,8 @@
                                         tcp-unconnected, unix-dgram, bad-fd;
                                         prints "ok" or the errno name, exits 0
                                         if the kernel refused it
+  nbd_ioctl.py DEV set-size BYTES       NBD_SET_SIZE; prints "ok" or the errno
+                                        name, exits 0 if it was accepted
 
 Exit status 2 on a usage error.
 """
@@ -21,6 +23,7 @@ import sys
 import tempfile
 
 NBD_SET_SOCK = 0xab00
+NBD_SET_SIZE = 0xab02
 NBD_CLEAR_SOCK = 0xab04
 
 
@@ -93,6 +96,19 @@ def set_sock(dev, kind):
         del keep
 
 
+def set_size(dev, size):
+    dfd = open_dev(dev)
+    try:
+        fcntl.ioctl(dfd, NBD_SET_SIZE, size)
+        print("ok")
+        return 0
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
+        return 1
+    finally:
+        os.close(dfd)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -102,6 +118,8 @@ def main(argv):
         return clear_sock(dev, int(argv[3]) if len(argv) > 3 else 1)
     if cmd == "set-sock" and len(argv) == 4:
         return set_sock(dev, argv[3])
+    if cmd == "set-size" and len(argv) == 4:
+        return set_size(dev, int(argv[3]))
     print(__doc__, file=sys.stderr)
     return 2
 

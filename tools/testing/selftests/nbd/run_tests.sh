@@ -33,6 +33,7 @@ TESTS=(
 	nbd_persist:600
 	nbd_timeout:600
 	nbd_races:900
+	nbd_teardown:600
 )
 # nbd_install checks "make install"; it needs the harness's staging
 # directory, so it runs by default only when that is given.

@@ -762,6 +762,27 @@ static void async_end_io(struct bio *bio)
 }
 
 /* Submit @n reads or writes of one block each, concurrently. */
+/*
+ * Move the submitting thread to a CPU whose hardware queue is @i modulo
+ * their number: blk-mq maps CPUs to queues, and with one connection per
+ * queue a test that wants every connection used must submit from CPUs of
+ * every queue.  Nothing to do with a single queue (UML's one CPU).
+ */
+static void nbd_fixture_spread(struct nbd_fixture *fx, int i)
+{
+	struct blk_mq_queue_map *map = &fx->nbd->tag_set.map[HCTX_TYPE_DEFAULT];
+	unsigned int nr = fx->nbd->tag_set.nr_hw_queues, cpu;
+
+	if (nr < 2)
+		return;
+	for_each_online_cpu(cpu) {
+		if (map->mq_map[cpu] == i % nr) {
+			set_cpus_allowed_ptr(current, cpumask_of(cpu));
+			return;
+		}
+	}
+}
+
 static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
 			       void *buf)
 {
@@ -781,8 +802,10 @@ static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
 			       FAKE_BS, 0);
 		bio->bi_private = &aio;
 		bio->bi_end_io = async_end_io;
+		nbd_fixture_spread(fx, i);
 		submit_bio(bio);
 	}
+	set_cpus_allowed_ptr(current, cpu_possible_mask);
 	wait_for_completion(&aio.done);
 	return atomic_read(&aio.errors);
 }

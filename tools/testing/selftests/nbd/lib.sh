@@ -556,6 +556,13 @@ _pid_gone()
 # Servers.  Each listens on $NBD_TMP/NAME.sock and logs to $NBD_TMP/NAME.log.
 # ---------------------------------------------------------------------------
 
+# nbd_server_conns SOCKET: connected server-side sockets on a UNIX socket
+# path (how many connections a server has from us).
+nbd_server_conns()
+{
+	awk -v p="$1" '$NF == p && $6 == "03"' /proc/net/unix | wc -l
+}
+
 nbd_sock()
 {
 	echo "$NBD_TMP/$1.sock"

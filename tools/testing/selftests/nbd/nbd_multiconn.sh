@@ -25,12 +25,6 @@ nbdkit_start multi --filter=log memory 256M logfile="$NBD_TMP/multi.reqlog" || k
 nbdkit_start single --filter=multi-conn memory 256M multi-conn-mode=disable ||
 	ktap_bail "cannot start nbdkit with the multi-conn filter"
 
-# server_conns SOCKET: connected server-side sockets on SOCKET.
-server_conns()
-{
-	awk -v p="$1" '$NF == p && $6 == "03"' /proc/net/unix | wc -l
-}
-
 # cpu_ids: nr_cpu_ids, which caps the number of hardware queues.
 cpu_ids()
 {
@@ -43,14 +37,14 @@ cpu_ids()
 
 no_conns()
 {
-	[[ $(server_conns "$1") -eq 0 ]]
+	[[ $(nbd_server_conns "$1") -eq 0 ]]
 }
 
 check_conns()
 {
 	local n
 
-	n=$(server_conns "$(nbd_sock multi)")
+	n=$(nbd_server_conns "$(nbd_sock multi)")
 	ktap_info "server has $n connections"
 	[[ $n -eq $CONNS ]]
 }

@@ -147,16 +147,12 @@ check "list nbd0 after the disconnect: disconnected" \
 	grep -Eq '^/dev/nbd0 +disconnected' "$NBD_TMP/disc2.out"
 
 # --- several connections ---------------------------------------------------
-server_conns()	# server_conns SOCKET: connected server-side sockets
-{
-	awk -v p="$1" '$NF == p && $6 == "03"' /proc/net/unix | wc -l
-}
 check "connect -C 4 to a multi-conn server" nbdctl_run c4 connect "$URI" -C 4
 four_conns()
 {
 	local n
 
-	n=$(server_conns "$(nbd_sock mem)")
+	n=$(nbd_server_conns "$(nbd_sock mem)")
 	ktap_info "the server has $n connections"
 	[[ $n -eq 4 ]] && grep -q '4 connections' "$NBD_TMP/c4.out"
 }
@@ -177,7 +173,7 @@ nbdctl_run c1 connect "$SINGLE" "$DEV" -C 4
 one_conn()
 {
 	expect c1 0 'CAN_MULTI_CONN.*using one' &&
-		[[ $(server_conns "$(nbd_sock single)") -eq 1 ]]
+		[[ $(nbd_server_conns "$(nbd_sock single)") -eq 1 ]]
 }
 check "-C 4 without CAN_MULTI_CONN: a warning and one connection" one_conn
 nbdctl_run dis1 disconnect "$DEV"

@@ -29,10 +29,6 @@ dmesg_mark persist
 DISK=$NBD_TMP/disk.img
 truncate -s 256M "$DISK"
 SOCK=$(nbd_sock file)
-server_conns()	# connected server-side sockets
-{
-	awk -v p="$SOCK" '$NF == p && $6 == "03"' /proc/net/unix | wc -l
-}
 start_server()
 {
 	rm -f "$SOCK"
@@ -99,8 +95,8 @@ all_reconnected()
 	local n
 
 	n=$(grep -c 'reconnected' "$NBD_TMP/persist.log")
-	ktap_info "$n reconnect(s) logged, $(server_conns) connection(s) at the server"
-	[[ $n -eq $CONNS && $(server_conns) -eq $CONNS ]]
+	ktap_info "$n reconnect(s) logged, $(nbd_server_conns "$SOCK") connection(s) at the server"
+	[[ $n -eq $CONNS && $(nbd_server_conns "$SOCK") -eq $CONNS ]]
 }
 check "every connection was replaced" wait_for 30 all_reconnected
 sed 's/^/# persist: /' "$NBD_TMP/persist.log"

@@ -10,6 +10,7 @@
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
 #   make kunit-coverage       the same with gcov, and an lcov report
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
+#   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=)
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # srcversion lets users check that the module loaded is the one built:
@@ -63,5 +64,12 @@ kunit-coverage:
 debug-kernel:
 	tools/testing/vm/debug-kernel.sh
 
+# Not a test (never fails on a number, not in make check), e.g.
+# BENCH_ARGS="--kernel 6.12 --quick".
+BENCH_ARGS ?=
+
+bench: setup
+	tools/testing/bench/bench.sh $(BENCH_ARGS)
+
 .PHONY: all modules clean install setup check demo kunit kunit-coverage \
-	debug-kernel
+	debug-kernel bench

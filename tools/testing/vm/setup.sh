@@ -58,6 +58,8 @@ PACKAGES=(
 	# Debian's 6.12 source, rsync to merge our driver into it, lcov for
 	# make kunit-coverage
 	linux-source-6.12 rsync lcov
+	# make bench: its charts
+	gnuplot-nox
 )
 
 is_installed() {

@@ -403,6 +403,8 @@ if [[ $status -eq 0 ]]; then
 	echo "$PROG: PASS $summary" >&2
 	if [[ ${NBD_VM_KEEP:-0} != 1 ]]; then
 		rm -rf "$RUN"
+	else
+		echo "$PROG: run directory kept: $RUN" >&2
 	fi
 else
 	echo "$PROG: FAIL ($reason) $summary; run dir $RUN" >&2

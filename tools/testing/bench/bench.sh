@@ -1,0 +1,121 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Benchmark this tree's nbd.ko against the kernel's stock nbd.ko and fio's
+# userspace NBD client: one VM boot per kernel, the drivers alternating in
+# rounds (bench-guest.sh), then a markdown report and charts (report.py).
+# Not a test: it never fails on a number.
+set -euo pipefail
+
+PROG=${0##*/}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../../.." && pwd -P)
+VM=$REPO_ROOT/tools/testing/vm
+
+usage()
+{
+	cat <<EOF
+Usage: $PROG [OPTIONS]
+
+Options:
+  --kernel K      a kernel to measure (6.1, 6.12 or a release; repeatable;
+                  default: 6.1 and 6.12)
+  --rounds N      rounds of stock / ours / fio-nbd per boot (default 3)
+  --runtime S     seconds per fio run (default 4)
+  --quick         one round, unix socket only, 1 and 4 connections
+  --out DIR       results directory (default:
+                  tools/testing/bench/results/DATE-KERNELS)
+  -h, --help      this help
+
+Environment passed to the guest: BENCH_TRANSPORTS ("unix tcp"),
+BENCH_CONNS ("1 4"), BENCH_JOBS (all), BENCH_CLIENTS ("stock ours fio-nbd").
+BENCH_SMP (2) sets the guest's CPUs; NBD_VM_ACCEL the QEMU accelerator.
+EOF
+}
+
+die()
+{
+	echo "$PROG: $*" >&2
+	exit 2
+}
+
+KERNELS=()
+ROUNDS=3
+RUNTIME=4
+OUT=
+QUICK=0
+
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--kernel) [[ $# -ge 2 ]] || die "--kernel needs a value"; KERNELS+=("$2"); shift ;;
+	--rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS=$2; shift ;;
+	--runtime) [[ $# -ge 2 ]] || die "--runtime needs a value"; RUNTIME=$2; shift ;;
+	--out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift ;;
+	--quick) QUICK=1 ;;
+	-h|--help) usage; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+	shift
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number"
+[[ $RUNTIME =~ ^[1-9][0-9]*$ ]] || die "--runtime must be a positive number"
+[[ ${#KERNELS[@]} -gt 0 ]] || KERNELS=(6.1 6.12)
+if [[ $QUICK == 1 ]]; then
+	ROUNDS=1
+	: "${BENCH_TRANSPORTS:=unix}"
+fi
+
+krels=()
+for k in "${KERNELS[@]}"; do
+	krels+=("$("$VM/kernels.sh" "$k")") || die "no kernel '$k'"
+done
+if [[ -z $OUT ]]; then
+	OUT=$SCRIPT_DIR/results/$(date +%Y-%m-%d)
+	for k in "${krels[@]}"; do
+		OUT+="_${k%%-*}"
+	done
+fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd -P)
+
+for tool in fio nbdkit nbd-client gnuplot; do
+	command -v $tool >/dev/null ||
+		die "$tool not found: run tools/testing/vm/setup.sh"
+done
+
+envs=(--env "BENCH_ROUNDS=$ROUNDS" --env "BENCH_RUNTIME=$RUNTIME")
+for v in BENCH_TRANSPORTS BENCH_CONNS BENCH_JOBS BENCH_CLIENTS; do
+	[[ -n ${!v:-} ]] && envs+=(--env "$v=${!v}")
+done
+
+status=0
+for krel in "${krels[@]}"; do
+	echo "$PROG: $krel: booting (results in $OUT)" >&2
+	log=$OUT/vm-$krel.log
+	if ! NBD_VM_KEEP=1 NBD_VM_QUIET=1 "$VM/vm-run.sh" --kernel "$krel" \
+		--smp "${BENCH_SMP:-2}" --timeout 14400 --log "$log" \
+		"${envs[@]}" -- "$SCRIPT_DIR/bench-guest.sh" 2>"$OUT/vm-run.err"; then
+		echo "$PROG: $krel: the run failed:" >&2
+		tail -n 20 "$OUT/vm-run.err" >&2
+		status=1
+	fi
+	run=$(sed -n 's/.*run directory kept: //p; s/.*; run dir //p' \
+		"$OUT/vm-run.err" | tail -n 1)
+	if [[ -n $run && -d $run ]]; then
+		for f in runs.csv mem.csv; do
+			[[ -s $run/$f ]] || continue
+			if [[ -s $OUT/$f ]]; then
+				tail -n +2 "$run/$f" >>"$OUT/$f"
+			else
+				cp "$run/$f" "$OUT/$f"
+			fi
+		done
+		[[ -f $run/bench.log ]] && cp "$run/bench.log" "$OUT/bench-$krel.log"
+		rm -rf "$run"
+	fi
+	rm -f "$OUT/vm-run.err"
+done
+
+python3 "$SCRIPT_DIR/report.py" "$OUT" || status=1
+echo "$PROG: report: $OUT/README.md" >&2
+exit $status

@@ -46,11 +46,15 @@ static int part_shift;
  * nbd_cmd_end() - complete a request
  * @cmd: a request this driver owns (state NBD_CMD_IDLE, started)
  * @status: the result
+ *
+ * Completes in the caller's context (a receiver, sender or reaper, all
+ * in process context) rather than through blk_mq_complete_request(),
+ * which would bounce most completions to the submitting CPU with an IPI.
  */
 void nbd_cmd_end(struct nbd_cmd *cmd, blk_status_t status)
 {
 	cmd->status = status;
-	blk_mq_complete_request(blk_mq_rq_from_pdu(cmd));
+	blk_mq_end_request(blk_mq_rq_from_pdu(cmd), status);
 }
 
 /**
@@ -78,6 +82,37 @@ void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 		return;
 	}
 	nbd_cmd_end(cmd, status);
+}
+
+/**
+ * nbd_cmd_finish() - give up one reference to a request
+ * @cmd: the request; the caller owns a reference (see struct nbd_cmd)
+ * @status: the result, when the caller is the one ending the request
+ * @retry: hand the request back (nbd_cmd_retry_or_fail()) instead
+ *
+ * The last reference ends the request the way the one that ended it
+ * asked: the sender's own reference carries no outcome, so it calls
+ * this only through nbd_cmd_put().
+ */
+void nbd_cmd_finish(struct nbd_cmd *cmd, blk_status_t status, bool retry)
+{
+	cmd->status = status;
+	cmd->retry = retry;
+	nbd_cmd_put(cmd);
+}
+
+/**
+ * nbd_cmd_put() - drop a reference to a request, ending it on the last
+ * @cmd: the request
+ */
+void nbd_cmd_put(struct nbd_cmd *cmd)
+{
+	if (!atomic_dec_and_test(&cmd->refs))
+		return;
+	if (cmd->retry)
+		nbd_cmd_retry_or_fail(cmd, cmd->conn->config, cmd->status);
+	else
+		nbd_cmd_end(cmd, cmd->status);
 }
 
 static void nbd_disconnect_and_put_if(struct nbd_device *nbd, bool send_disc,
@@ -173,8 +208,8 @@ static struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
 	return NULL;
 }
 
-/* End of a batch: start the senders of this hardware queue's connections. */
-static void nbd_kick_hctx(struct nbd_config *config,
+/* End of a batch: send what this hardware queue's connections have. */
+static void nbd_push_hctx(struct nbd_config *config,
 			  struct blk_mq_hw_ctx *hctx)
 {
 	unsigned int nr_hw = config->nbd->tag_set.nr_hw_queues;
@@ -182,7 +217,7 @@ static void nbd_kick_hctx(struct nbd_config *config,
 
 	for (i = hctx->queue_num; i < config->num_conns; i += nr_hw)
 		if (!llist_empty(&config->conns[i]->send_list))
-			nbd_conn_kick(config->conns[i]);
+			nbd_conn_push(config->conns[i]);
 }
 
 static blk_status_t nbd_no_conn(struct blk_mq_hw_ctx *hctx,
@@ -233,13 +268,15 @@ static blk_status_t nbd_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	WRITE_ONCE(cmd->conn, conn);
 	cmd->status = BLK_STS_OK;
+	cmd->retry = false;
+	atomic_set(&cmd->refs, 1);
 	blk_mq_start_request(rq);
 	WRITE_ONCE(cmd->state, NBD_CMD_QUEUED);
 	nbd_conn_queue(conn, cmd);
 	if (unlikely(!nbd_conn_of_hctx(nbd, conn, hctx)))
-		nbd_conn_kick(conn);
+		nbd_conn_push(conn);
 	if (bd->last)
-		nbd_kick_hctx(config, hctx);
+		nbd_push_hctx(config, hctx);
 	return BLK_STS_OK;
 }
 
@@ -249,14 +286,7 @@ static void nbd_commit_rqs(struct blk_mq_hw_ctx *hctx)
 	struct nbd_config *config = READ_ONCE(nbd->config);
 
 	if (config && test_bit(NBD_RT_STARTED, &config->flags))
-		nbd_kick_hctx(config, hctx);
-}
-
-static void nbd_complete_rq(struct request *rq)
-{
-	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	blk_mq_end_request(rq, cmd->status);
+		nbd_push_hctx(config, hctx);
 }
 
 static void nbd_config_put_workfn(struct work_struct *work)
@@ -314,26 +344,16 @@ static int nbd_init_request(struct blk_mq_tag_set *set, struct request *rq,
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
 	cmd->nbd = set->driver_data;
-	mutex_init(&cmd->lock);
+	spin_lock_init(&cmd->lock);
 	cmd->state = NBD_CMD_IDLE;
 	cmd->gen = 0;
 	return 0;
 }
 
-static void nbd_exit_request(struct blk_mq_tag_set *set, struct request *rq,
-			     unsigned int hctx_idx)
-{
-	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
-
-	mutex_destroy(&cmd->lock);
-}
-
 static const struct blk_mq_ops nbd_mq_ops = {
 	.queue_rq	= nbd_queue_rq,
 	.commit_rqs	= nbd_commit_rqs,
-	.complete	= nbd_complete_rq,
 	.init_request	= nbd_init_request,
-	.exit_request	= nbd_exit_request,
 	.timeout	= nbd_timeout,
 };
 
@@ -863,13 +883,13 @@ static bool nbd_fail_leftover(struct request *rq, void *data)
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
 	bool mine;
 
-	mutex_lock(&cmd->lock);
+	spin_lock(&cmd->lock);
 	mine = cmd->state != NBD_CMD_IDLE;
 	if (mine)
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	mutex_unlock(&cmd->lock);
+	spin_unlock(&cmd->lock);
 	if (mine)
-		nbd_cmd_end(cmd, BLK_STS_IOERR);
+		nbd_cmd_finish(cmd, BLK_STS_IOERR, false);
 	return true;
 }
 
@@ -1107,7 +1127,14 @@ static struct nbd_device *nbd_dev_add(int index)
 	nbd->tag_set.queue_depth = NBD_QUEUE_DEPTH;
 	nbd->tag_set.numa_node = NUMA_NO_NODE;
 	nbd->tag_set.cmd_size = sizeof(struct nbd_cmd);
-	nbd->tag_set.flags = BLK_MQ_F_SHOULD_MERGE;
+	/*
+	 * BLOCKING: ->queue_rq may write to the socket itself.  No I/O
+	 * scheduler by default: the server orders the I/O, and a local
+	 * elevator only adds latency in front of it (with more than one
+	 * connection blk-mq picks none anyway).
+	 */
+	nbd->tag_set.flags = BLK_MQ_F_SHOULD_MERGE | BLK_MQ_F_BLOCKING |
+			     BLK_MQ_F_NO_SCHED_BY_DEFAULT;
 	nbd->tag_set.driver_data = nbd;
 	INIT_WORK(&nbd->remove_work, nbd_remove_workfn);
 	INIT_WORK(&nbd->config_put_work, nbd_config_put_workfn);

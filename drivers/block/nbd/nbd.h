@@ -166,19 +166,31 @@ enum nbd_cmd_state {
  * @conn: the connection the request was given to
  * @lock: orders sending, receiving and reaping of this request
  * @state: enum nbd_cmd_state
+ * @retry: on the last put, hand the request back instead of ending it
+ * @status: completion status
+ * @refs: who still uses the request: one for whoever ends it (the
+ *	receiver of the reply, the reaper of a dead connection or the
+ *	sender that finds its connection dead), one for the sender while
+ *	it writes the request; the last put completes it
  * @gen: generation of the current transmission (high half of the cookie)
  * @wire: the command as it goes on the wire
- * @status: completion status
+ *
+ * A reply may arrive (from a hostile server, or over a fast socket just
+ * as the sender's last write returns) while the sender still walks the
+ * request's pages: the reference the sender holds keeps the request from
+ * completing under it.
  */
 struct nbd_cmd {
 	struct llist_node lentry;
 	struct nbd_device *nbd;
 	struct nbd_conn *conn;
-	struct mutex lock;		/* see nbd_cmd_state */
+	spinlock_t lock;		/* see nbd_cmd_state */
 	u8 state;
+	bool retry;
+	blk_status_t status;
+	atomic_t refs;
 	u32 gen;
 	struct nbd_wire_cmd wire;
-	blk_status_t status;
 };
 
 static inline struct device *nbd_to_dev(struct nbd_device *nbd)
@@ -215,6 +227,8 @@ void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc);
 void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 			   blk_status_t status);
 void nbd_cmd_end(struct nbd_cmd *cmd, blk_status_t status);
+void nbd_cmd_finish(struct nbd_cmd *cmd, blk_status_t status, bool retry);
+void nbd_cmd_put(struct nbd_cmd *cmd);
 void nbd_conn_lost(struct nbd_conn *conn);
 bool nbd_device_connected(struct nbd_device *nbd);
 struct nbd_device *nbd_get_next(int *id);

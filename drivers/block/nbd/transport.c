@@ -2,13 +2,17 @@
 /*
  * NBD transport: one connection's sender and receiver.
  *
- * The sender is a work item on a per-CPU workqueue: blk-mq's ->queue_rq
- * only puts a request on the connection's lock-free send list and kicks
- * the sender at the end of a batch, and the sender writes the batch with
- * MSG_MORE on every message but the last.  Sending from a kernel worker
- * means socket I/O never runs with a user task's credentials (SELinux
- * checks) and is never cut short by a signal, so no request is ever left
- * half-written on a socket that stays in use.
+ * Sending: blk-mq's ->queue_rq puts a request on the connection's
+ * lock-free send list; at the end of the batch (bd->last, ->commit_rqs)
+ * the submitting task writes the list out itself with non-blocking
+ * writes and MSG_MORE on all but the last request, unless another task
+ * is writing already.  What the socket does not take at once is left
+ * half-written in the connection's tx state and finished by the sender,
+ * a work item on a per-CPU workqueue that writes with blocking sends.
+ * Non-blocking writes are never cut short by a signal, and the writes
+ * skip the LSM hook: the socket was vetted when userspace handed it
+ * over, and the credentials of whichever task submits I/O must not
+ * decide whether a request reaches the server.
  *
  * The receiver is a work item that reads replies until the connection
  * fails.  Every reply is checked before it touches a request: the magic,
@@ -33,16 +37,12 @@
 	dev_err_ratelimited(nbd_to_dev((conn)->nbd), "connection %u: " fmt, \
 			    (conn)->index, ##__VA_ARGS__)
 
-static int nbd_sock_xmit(struct nbd_conn *conn, struct msghdr *msg)
+/*
+ * sock_sendmsg() without the security hook (see the top of the file).
+ */
+static int nbd_sendmsg(struct socket *sock, struct msghdr *msg)
 {
-	int ret;
-
-	while (msg_data_left(msg)) {
-		ret = sock_sendmsg(conn->sock, msg);
-		if (ret <= 0)
-			return ret ? ret : -EPIPE;
-	}
-	return 0;
+	return READ_ONCE(sock->ops)->sendmsg(sock, msg, msg_data_left(msg));
 }
 
 static int nbd_send_buf(struct nbd_conn *conn, void *buf, size_t len,
@@ -50,9 +50,15 @@ static int nbd_send_buf(struct nbd_conn *conn, void *buf, size_t len,
 {
 	struct kvec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | flags };
+	int ret;
 
 	iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, len);
-	return nbd_sock_xmit(conn, &msg);
+	while (msg_data_left(&msg)) {
+		ret = nbd_sendmsg(conn->sock, &msg);
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+	}
+	return 0;
 }
 
 static int nbd_recv_buf(struct nbd_conn *conn, void *buf, size_t len)
@@ -85,25 +91,6 @@ static void nbd_bio_iter(struct iov_iter *iter, unsigned int dir,
 	iter->iov_offset = bio->bi_iter.bi_bvec_done;
 }
 
-static int nbd_send_rq_data(struct nbd_conn *conn, struct request *rq,
-			    bool more)
-{
-	struct bio *bio;
-	int ret;
-
-	__rq_for_each_bio(bio, rq) {
-		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-
-		if (more || bio->bi_next)
-			msg.msg_flags |= MSG_MORE;
-		nbd_bio_iter(&msg.msg_iter, ITER_SOURCE, bio);
-		ret = nbd_sock_xmit(conn, &msg);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 static int nbd_recv_rq_data(struct nbd_conn *conn, struct request *rq)
 {
 	struct bio *bio;
@@ -123,46 +110,134 @@ static int nbd_recv_rq_data(struct nbd_conn *conn, struct request *rq)
 	return 0;
 }
 
-static void nbd_send_cmd(struct nbd_conn *conn, struct nbd_cmd *cmd,
-			 bool more)
+/*
+ * Make the next queued request the one being written: false when there
+ * is none.  Requests queued on a connection that died meanwhile are
+ * handed back.
+ */
+static bool nbd_next_cmd(struct nbd_conn *conn)
 {
-	struct request *rq = blk_mq_rq_from_pdu(cmd);
-	bool has_data = cmd->wire.type == NBD_CMD_WRITE;
-	struct nbd_request hdr;
-	u16 type = cmd->wire.type;
+	struct nbd_cmd *cmd;
+	struct request *rq;
+
+	for (;;) {
+		if (!conn->tx_next) {
+			struct llist_node *batch = llist_del_all(&conn->send_list);
+
+			conn->tx_next = llist_reverse_order(batch);
+		}
+		if (!conn->tx_next)
+			return false;
+		cmd = llist_entry(conn->tx_next, struct nbd_cmd, lentry);
+		conn->tx_next = conn->tx_next->next;
+
+		spin_lock(&cmd->lock);
+		if (nbd_conn_alive(conn))
+			break;
+		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
+		spin_unlock(&cmd->lock);
+		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
+	}
+	cmd->gen++;
+	atomic_inc(&cmd->refs);		/* the sender's, until written */
+	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
+	spin_unlock(&cmd->lock);
+
+	rq = blk_mq_rq_from_pdu(cmd);
+	nbd_encode_request(&conn->tx_hdr, &cmd->wire,
+			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
+	conn->tx_hdr_sent = 0;
+	conn->tx_bio = NULL;
+	if (cmd->wire.type == NBD_CMD_WRITE && rq->bio) {
+		conn->tx_bio = rq->bio;
+		nbd_bio_iter(&conn->tx_iter, ITER_SOURCE, rq->bio);
+	}
+	conn->tx_cmd = cmd;
+	return true;
+}
+
+/*
+ * Write what is left of the current request.  @more: other requests
+ * follow at once (MSG_MORE).  Return 0 once all of it is written,
+ * -EAGAIN when @nonblock and the socket is full, or another error.
+ */
+static int nbd_send_cur(struct nbd_conn *conn, bool more, bool nonblock)
+{
+	int flags = MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0);
+	bool has_data = conn->tx_bio;
+	struct msghdr msg;
+	struct kvec iov;
 	int ret;
 
-	mutex_lock(&cmd->lock);
-	if (!nbd_conn_alive(conn)) {
-		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-		mutex_unlock(&cmd->lock);
-		nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
-		return;
+	while (conn->tx_hdr_sent < sizeof(conn->tx_hdr)) {
+		iov.iov_base = (u8 *)&conn->tx_hdr + conn->tx_hdr_sent;
+		iov.iov_len = sizeof(conn->tx_hdr) - conn->tx_hdr_sent;
+		msg = (struct msghdr){ .msg_flags = flags };
+		if (has_data || more)
+			msg.msg_flags |= MSG_MORE;
+		iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, iov.iov_len);
+		ret = nbd_sendmsg(conn->sock, &msg);
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+		conn->tx_hdr_sent += ret;
 	}
 
-	cmd->gen++;
-	nbd_encode_request(&hdr, &cmd->wire,
-			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
-	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
-	ret = nbd_send_buf(conn, &hdr, sizeof(hdr),
-			   (has_data || more) ? MSG_MORE : 0);
-	if (!ret && has_data)
-		ret = nbd_send_rq_data(conn, rq, more);
-	/*
-	 * Once the lock is dropped the reply may already have completed
-	 * the request: do not touch it any more.
-	 */
-	mutex_unlock(&cmd->lock);
-
-	if (ret) {
-		if (nbd_conn_alive(conn))
-			nbd_conn_err(conn, "sending %s request failed: %d\n",
-				     nbd_cmd_name(type), ret);
-		/* The reaper hands the request back once the receiver ends. */
-		nbd_conn_fail(conn, ret);
-		return;
+	while (conn->tx_bio) {
+		if (!iov_iter_count(&conn->tx_iter)) {
+			conn->tx_bio = conn->tx_bio->bi_next;
+			if (conn->tx_bio)
+				nbd_bio_iter(&conn->tx_iter, ITER_SOURCE,
+					     conn->tx_bio);
+			continue;
+		}
+		msg = (struct msghdr){ .msg_flags = flags };
+		if (more || conn->tx_bio->bi_next)
+			msg.msg_flags |= MSG_MORE;
+		msg.msg_iter = conn->tx_iter;
+		ret = nbd_sendmsg(conn->sock, &msg);
+		if (ret <= 0)
+			return ret ? ret : -EPIPE;
+		iov_iter_advance(&conn->tx_iter, ret);
 	}
-	conn->requests_sent++;
+	return 0;
+}
+
+/*
+ * Write the queued requests, first finishing one a non-blocking write
+ * left half-written.  Called with tx_lock held.  Return -EAGAIN when
+ * @nonblock and the socket is full (the sender must take over), else 0.
+ */
+static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
+{
+	struct nbd_cmd *cmd;
+	int ret;
+
+	while (conn->tx_cmd || nbd_next_cmd(conn)) {
+		bool more = conn->tx_next || !llist_empty(&conn->send_list);
+
+		cmd = conn->tx_cmd;
+		ret = nbd_send_cur(conn, more, nonblock);
+		if (ret == -EAGAIN && nonblock)
+			return -EAGAIN;
+		if (ret) {
+			if (nbd_conn_alive(conn))
+				nbd_conn_err(conn, "sending %s request failed: %d\n",
+					     nbd_cmd_name(cmd->wire.type), ret);
+			/*
+			 * The reaper hands the request back once the receiver
+			 * ends, or the last put below does if it already has.
+			 */
+			nbd_conn_fail(conn, ret);
+		} else {
+			conn->requests_sent++;
+		}
+		conn->tx_cmd = NULL;
+		/* The reply may have come already: this may end it. */
+		nbd_cmd_put(cmd);
+		if (!nonblock)
+			cond_resched();
+	}
+	return 0;
 }
 
 static void nbd_send_disc(struct nbd_conn *conn)
@@ -185,20 +260,9 @@ static void nbd_send_work(struct work_struct *work)
 {
 	struct nbd_conn *conn = container_of(work, struct nbd_conn, send_work);
 	unsigned int noreclaim = memalloc_noreclaim_save();
-	struct llist_node *list;
 
 	mutex_lock(&conn->tx_lock);
-	while ((list = llist_del_all(&conn->send_list))) {
-		struct nbd_cmd *cmd, *next;
-
-		list = llist_reverse_order(list);
-		llist_for_each_entry_safe(cmd, next, list, lentry) {
-			bool more = next || !llist_empty(&conn->send_list);
-
-			nbd_send_cmd(conn, cmd, more);
-		}
-		cond_resched();
-	}
+	nbd_send_queued(conn, false);
 	if (test_and_clear_bit(NBD_CONN_SEND_DISC, &conn->flags))
 		nbd_send_disc(conn);
 	mutex_unlock(&conn->tx_lock);
@@ -233,7 +297,7 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 	}
 
 	cmd = blk_mq_rq_to_pdu(rq);
-	mutex_lock(&cmd->lock);
+	spin_lock(&cmd->lock);
 	if (cmd->state != NBD_CMD_SENT)
 		why = "request not in flight";
 	else if (cmd->conn != conn)
@@ -242,7 +306,7 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 		why = "stale generation";
 	else
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	mutex_unlock(&cmd->lock);
+	spin_unlock(&cmd->lock);
 
 	if (why) {
 		nbd_conn_err(conn, "unexpected reply, cookie %#llx: %s\n",
@@ -282,7 +346,7 @@ static int nbd_recv_reply(struct nbd_conn *conn)
 				    "server error %u on %s of %u bytes at %llu\n",
 				    error, nbd_cmd_name(cmd->wire.type),
 				    cmd->wire.length, cmd->wire.offset);
-		nbd_cmd_end(cmd, nbd_error_to_status(error));
+		nbd_cmd_finish(cmd, nbd_error_to_status(error), false);
 		return 0;
 	}
 
@@ -291,11 +355,11 @@ static int nbd_recv_reply(struct nbd_conn *conn)
 		if (ret) {
 			nbd_conn_err(conn, "read reply payload cut short: %d\n",
 				     ret);
-			nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
+			nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
 			return ret;
 		}
 	}
-	nbd_cmd_end(cmd, BLK_STS_OK);
+	nbd_cmd_finish(cmd, BLK_STS_OK, false);
 	return 0;
 }
 
@@ -308,14 +372,14 @@ static bool nbd_reap_one(struct request *rq, void *data)
 	if (READ_ONCE(cmd->conn) != conn)
 		return true;
 
-	mutex_lock(&cmd->lock);
+	spin_lock(&cmd->lock);
 	mine = cmd->conn == conn && cmd->state == NBD_CMD_SENT;
 	if (mine)
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	mutex_unlock(&cmd->lock);
+	spin_unlock(&cmd->lock);
 
 	if (mine)
-		nbd_cmd_retry_or_fail(cmd, conn->config, BLK_STS_IOERR);
+		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
 	return true;
 }
 
@@ -432,12 +496,39 @@ void nbd_conn_kick(struct nbd_conn *conn)
 }
 
 /**
+ * nbd_conn_push() - write a connection's queued requests now
+ * @conn: the connection
+ *
+ * For blk-mq's ->queue_rq and ->commit_rqs at the end of a batch: the
+ * caller writes what the socket takes without blocking, unless another
+ * task is writing already; the sender finishes what is left.  The
+ * socket was vetted when userspace handed it over; a signal cannot cut
+ * a non-blocking write short.
+ */
+void nbd_conn_push(struct nbd_conn *conn)
+{
+	unsigned int noio;
+	int ret;
+
+	if (!mutex_trylock(&conn->tx_lock)) {
+		nbd_conn_kick(conn);
+		return;
+	}
+	noio = memalloc_noio_save();
+	ret = nbd_send_queued(conn, true);
+	memalloc_noio_restore(noio);
+	mutex_unlock(&conn->tx_lock);
+	if (ret)
+		nbd_conn_kick(conn);
+}
+
+/**
  * nbd_conn_queue() - hand a started request to a connection
  * @conn: the connection
  * @cmd: the request, in state NBD_CMD_QUEUED
  *
- * The request is sent once the caller kicks the sender, at the end of
- * the batch.
+ * The request is sent once the caller pushes the connection at the end
+ * of the batch (nbd_conn_push()).
  */
 void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd)
 {
@@ -493,6 +584,8 @@ void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 
 	nbd_conn_setup_socket(sock);
 	mutex_lock(&conn->tx_lock);
+	/* The sender handed back everything when the connection died. */
+	WARN_ON_ONCE(conn->tx_cmd || conn->tx_next);
 	old = conn->sock;
 	conn->sock = sock;
 	clear_bit(NBD_CONN_SEND_DISC, &conn->flags);

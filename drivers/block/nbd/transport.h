@@ -15,6 +15,9 @@
 #include <linux/workqueue.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
+#include <linux/uio.h>
+
+#include "proto.h"
 
 struct nbd_config;
 struct nbd_device;
@@ -34,6 +37,12 @@ enum {
  * @tx_lock: held while writing to the socket or replacing it
  * @sock: the socket
  * @flags: NBD_CONN_* bits
+ * @tx_next: requests taken off @send_list, oldest first (under @tx_lock)
+ * @tx_cmd: the request being written, or NULL (under @tx_lock)
+ * @tx_hdr: its header on the wire
+ * @tx_hdr_sent: bytes of @tx_hdr written so far
+ * @tx_bio: the bio whose data is being written
+ * @tx_iter: what is left of @tx_bio's data
  * @recv_work: the receiver: reads replies until the connection fails
  * @config: the session this connection belongs to
  * @nbd: the device
@@ -48,6 +57,14 @@ struct nbd_conn {
 	struct mutex tx_lock;		/* socket writes and swaps */
 	struct socket *sock;
 	unsigned long flags;
+
+	/* a write in progress, resumed by whoever takes tx_lock next */
+	struct llist_node *tx_next;
+	struct nbd_cmd *tx_cmd;
+	struct nbd_request tx_hdr;
+	unsigned int tx_hdr_sent;
+	struct bio *tx_bio;
+	struct iov_iter tx_iter;
 
 	/* receive side */
 	struct work_struct recv_work;
@@ -71,6 +88,7 @@ void nbd_conn_destroy(struct nbd_conn *conn);
 void nbd_conn_start(struct nbd_conn *conn);
 void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd);
 void nbd_conn_kick(struct nbd_conn *conn);
+void nbd_conn_push(struct nbd_conn *conn);
 void nbd_conn_send_disc(struct nbd_conn *conn);
 void nbd_conn_fail(struct nbd_conn *conn, int err);
 void nbd_conn_sync(struct nbd_conn *conn);

@@ -1164,8 +1164,15 @@ static struct nbd_device *nbd_dev_add(int index)
 	if (err < 0)
 		goto out_free_tags;
 
-	nbd->recv_wq = alloc_workqueue("nbd%d-recv",
-				       WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND,
+	/*
+	 * Each receiver runs for the life of its connection.  No
+	 * WQ_MEM_RECLAIM: when creating a worker is slow (seen under QEMU
+	 * TCG), the rescuer takes every waiting work item of the queue and
+	 * runs them one after the other, so all but the first receiver
+	 * would wait forever behind it.  Receivers start at connect and
+	 * reconnect time, in process context, not to make reclaim progress.
+	 */
+	nbd->recv_wq = alloc_workqueue("nbd%d-recv", WQ_HIGHPRI | WQ_UNBOUND,
 				       0, nbd->index);
 	if (!nbd->recv_wq) {
 		err = -ENOMEM;

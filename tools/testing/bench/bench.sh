@@ -23,6 +23,8 @@ Options:
   --rounds N      rounds of stock / ours / fio-nbd per boot (default 3)
   --runtime S     seconds per fio run (default 4)
   --quick         one round, unix socket only, 1 and 4 connections
+  --parallel      boot the kernels' VMs side by side (each VM runs on
+                  one host core; ratios compare runs within one boot)
   --out DIR       results directory (default:
                   tools/testing/bench/results/DATE-KERNELS)
   -h, --help      this help
@@ -44,6 +46,7 @@ ROUNDS=3
 RUNTIME=4
 OUT=
 QUICK=0
+PARALLEL=0
 
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -52,6 +55,7 @@ while [[ $# -gt 0 ]]; do
 	--runtime) [[ $# -ge 2 ]] || die "--runtime needs a value"; RUNTIME=$2; shift ;;
 	--out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift ;;
 	--quick) QUICK=1 ;;
+	--parallel) PARALLEL=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -75,6 +79,7 @@ if [[ -z $OUT ]]; then
 		OUT+="_${k%%-*}"
 	done
 fi
+[[ -e $OUT/runs.csv ]] && die "$OUT has results already: choose another --out"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd -P)
 
@@ -88,32 +93,60 @@ for v in BENCH_TRANSPORTS BENCH_CONNS BENCH_JOBS BENCH_CLIENTS; do
 	[[ -n ${!v:-} ]] && envs+=(--env "$v=${!v}")
 done
 
-status=0
-for krel in "${krels[@]}"; do
+# run_kernel KREL: one boot; its CSV files and log end up in $OUT/part-KREL
+run_kernel()
+{
+	local krel=$1 part=$OUT/part-$1 run rc=0
+
+	mkdir -p "$part"
 	echo "$PROG: $krel: booting (results in $OUT)" >&2
-	log=$OUT/vm-$krel.log
 	if ! NBD_VM_KEEP=1 NBD_VM_QUIET=1 "$VM/vm-run.sh" --kernel "$krel" \
-		--smp "${BENCH_SMP:-2}" --timeout 14400 --log "$log" \
-		"${envs[@]}" -- "$SCRIPT_DIR/bench-guest.sh" 2>"$OUT/vm-run.err"; then
+		--smp "${BENCH_SMP:-2}" --timeout 14400 \
+		--log "$OUT/vm-$krel.log" "${envs[@]}" \
+		-- "$SCRIPT_DIR/bench-guest.sh" 2>"$part/vm-run.err"; then
 		echo "$PROG: $krel: the run failed:" >&2
-		tail -n 20 "$OUT/vm-run.err" >&2
-		status=1
+		tail -n 20 "$part/vm-run.err" >&2
+		rc=1
 	fi
 	run=$(sed -n 's/.*run directory kept: //p; s/.*; run dir //p' \
-		"$OUT/vm-run.err" | tail -n 1)
+		"$part/vm-run.err" | tail -n 1)
 	if [[ -n $run && -d $run ]]; then
-		for f in runs.csv mem.csv; do
-			[[ -s $run/$f ]] || continue
-			if [[ -s $OUT/$f ]]; then
-				tail -n +2 "$run/$f" >>"$OUT/$f"
-			else
-				cp "$run/$f" "$OUT/$f"
-			fi
-		done
+		cp "$run"/runs.csv "$run"/mem.csv "$part/" 2>/dev/null
 		[[ -f $run/bench.log ]] && cp "$run/bench.log" "$OUT/bench-$krel.log"
 		rm -rf "$run"
 	fi
-	rm -f "$OUT/vm-run.err"
+	echo "$PROG: $krel: done" >&2
+	return $rc
+}
+
+status=0
+pids=()
+for krel in "${krels[@]}"; do
+	if [[ $PARALLEL == 1 ]]; then
+		run_kernel "$krel" &
+		pids+=($!)
+	else
+		run_kernel "$krel" || status=1
+	fi
+done
+for pid in "${pids[@]}"; do
+	wait "$pid" || status=1
+done
+
+# Merge the boots' CSV files (one header each).
+for f in runs.csv mem.csv; do
+	for krel in "${krels[@]}"; do
+		src=$OUT/part-$krel/$f
+		[[ -s $src ]] || continue
+		if [[ -s $OUT/$f ]]; then
+			tail -n +2 "$src" >>"$OUT/$f"
+		else
+			cp "$src" "$OUT/$f"
+		fi
+	done
+done
+for krel in "${krels[@]}"; do
+	rm -rf "$OUT/part-$krel"
 done
 
 python3 "$SCRIPT_DIR/report.py" "$OUT" || status=1

@@ -31,7 +31,8 @@ Options:
 
 Environment passed to the guest: BENCH_TRANSPORTS ("unix tcp"),
 BENCH_CONNS ("1 4"), BENCH_JOBS (all), BENCH_CLIENTS ("stock ours fio-nbd").
-BENCH_SMP (2) sets the guest's CPUs; NBD_VM_ACCEL the QEMU accelerator.
+BENCH_SMP (2) and BENCH_MEM (4096 MiB: two 1 GiB servers) size the guest;
+NBD_VM_ACCEL sets the QEMU accelerator.
 EOF
 }
 
@@ -101,7 +102,7 @@ run_kernel()
 	mkdir -p "$part"
 	echo "$PROG: $krel: booting (results in $OUT)" >&2
 	if ! NBD_VM_KEEP=1 NBD_VM_QUIET=1 "$VM/vm-run.sh" --kernel "$krel" \
-		--smp "${BENCH_SMP:-2}" --timeout 14400 \
+		--smp "${BENCH_SMP:-2}" --mem "${BENCH_MEM:-4096}" --timeout 14400 \
 		--log "$OUT/vm-$krel.log" "${envs[@]}" \
 		-- "$SCRIPT_DIR/bench-guest.sh" 2>"$part/vm-run.err"; then
 		echo "$PROG: $krel: the run failed:" >&2

@@ -536,8 +536,8 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_set_timeout);
  * @sock: the socket
  * @extack: netlink extended ack, or NULL
  *
- * Return: 0 for a connected TCP or UNIX stream socket, else -EINVAL or
- * -ENOTCONN with a message.
+ * Return: 0 for a connected TCP or UNIX stream socket no other kernel
+ * user owns, else -EINVAL, -ENOTCONN or -EBUSY with a message.
  */
 int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 		   struct netlink_ext_ack *extack)
@@ -558,6 +558,12 @@ int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 		dev_err(nbd_to_dev(nbd), "socket is not connected\n");
 		NL_SET_ERR_MSG(extack, "nbd: socket is not connected");
 		return -ENOTCONN;
+	}
+	if (READ_ONCE(sk->sk_user_data)) {
+		dev_err(nbd_to_dev(nbd),
+			"socket is in use by another kernel user (an nbd connection, a sockmap, ...)\n");
+		NL_SET_ERR_MSG(extack, "nbd: socket is in use by another kernel user");
+		return -EBUSY;
 	}
 	return 0;
 }
@@ -624,8 +630,15 @@ int nbd_add_sock(struct nbd_config *config, struct socket *sock,
 	config->conns = conns;
 
 	conn = nbd_conn_create(config, config->num_conns, sock);
-	if (!conn)
-		return -ENOMEM;
+	if (IS_ERR(conn)) {
+		if (PTR_ERR(conn) == -EBUSY) {
+			dev_err(nbd_to_dev(nbd),
+				"socket is in use by another kernel user\n");
+			NL_SET_ERR_MSG(extack,
+				       "nbd: socket is in use by another kernel user");
+		}
+		return PTR_ERR(conn);
+	}
 	config->conns[config->num_conns++] = conn;
 	atomic_inc(&config->live_conns);
 	return 0;
@@ -737,7 +750,15 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	wait_event(config->recv_wq,
 		   !test_bit(NBD_CONN_RECEIVING, &conn->flags));
 	nbd_conn_sync(conn);
-	nbd_conn_replace_socket(conn, sock);
+	err = nbd_conn_replace_socket(conn, sock);
+	if (err) {
+		dev_err(nbd_to_dev(nbd),
+			"socket is in use by another kernel user\n");
+		NL_SET_ERR_MSG(extack,
+			       "nbd: socket is in use by another kernel user");
+		sockfd_put(sock);
+		return err;
+	}
 	atomic_inc(&config->live_conns);
 	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);

@@ -14,12 +14,18 @@
  * over, and the credentials of whichever task submits I/O must not
  * decide whether a request reaches the server.
  *
- * The receiver is a work item that reads replies until the connection
- * fails.  Every reply is checked before it touches a request: the magic,
- * the cookie's hardware queue and tag, that the request is on the wire on
- * this very connection, and that the cookie's generation is the one of
- * the current transmission.  Anything else is a protocol violation that
- * closes the connection.
+ * The receiver is a work item that the socket's data_ready and
+ * state_change callbacks queue; each run takes in what the socket holds
+ * and returns.  On plain TCP it parses the socket buffers in place with
+ * ->read_sock, copying read data straight into the request's pages; on
+ * other sockets (AF_UNIX streams have no ->read_sock) it does the same
+ * with non-blocking reads.  A reply may arrive cut anywhere: the parser
+ * keeps its place in the connection between runs.  Every reply is
+ * checked before it touches a request: the magic, the cookie's hardware
+ * queue and tag, that the request is on the wire on this very
+ * connection, and that the cookie's generation is the one of the current
+ * transmission.  Anything else is a protocol violation that closes the
+ * connection.
  */
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
@@ -61,21 +67,6 @@ static int nbd_send_buf(struct nbd_conn *conn, void *buf, size_t len,
 	return 0;
 }
 
-static int nbd_recv_buf(struct nbd_conn *conn, void *buf, size_t len)
-{
-	struct kvec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-	int ret;
-
-	iov_iter_kvec(&msg.msg_iter, ITER_DEST, &iov, 1, len);
-	while (msg_data_left(&msg)) {
-		ret = sock_recvmsg(conn->sock, &msg, MSG_WAITALL | MSG_NOSIGNAL);
-		if (ret <= 0)
-			return ret ? ret : -ECONNRESET;
-	}
-	return 0;
-}
-
 /* Point @iter at the data of @bio, in place. */
 static void nbd_bio_iter(struct iov_iter *iter, unsigned int dir,
 			 struct bio *bio)
@@ -89,25 +80,6 @@ static void nbd_bio_iter(struct iov_iter *iter, unsigned int dir,
 	iov_iter_bvec(iter, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter),
 		      nr, bio->bi_iter.bi_size);
 	iter->iov_offset = bio->bi_iter.bi_bvec_done;
-}
-
-static int nbd_recv_rq_data(struct nbd_conn *conn, struct request *rq)
-{
-	struct bio *bio;
-	int ret;
-
-	__rq_for_each_bio(bio, rq) {
-		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
-
-		nbd_bio_iter(&msg.msg_iter, ITER_DEST, bio);
-		while (msg_data_left(&msg)) {
-			ret = sock_recvmsg(conn->sock, &msg,
-					   MSG_WAITALL | MSG_NOSIGNAL);
-			if (ret <= 0)
-				return ret ? ret : -ECONNRESET;
-		}
-	}
-	return 0;
 }
 
 /*
@@ -316,22 +288,34 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 	return rq;
 }
 
-static int nbd_recv_reply(struct nbd_conn *conn)
+/*
+ * Receiving.  The parser always wants one thing next, and conn->rx_iter
+ * says where it goes: the rest of a reply header (conn->rx_hdr), or the
+ * rest of a read reply's data, straight into the pages of the request's
+ * bios.  Whatever brings bytes in fills rx_iter and then calls
+ * nbd_rx_advance(), so a reply may arrive cut anywhere.
+ */
+static void nbd_rx_want_hdr(struct nbd_conn *conn)
 {
-	struct nbd_reply reply;
+	conn->rx_kvec.iov_base = &conn->rx_hdr;
+	conn->rx_kvec.iov_len = sizeof(conn->rx_hdr);
+	iov_iter_kvec(&conn->rx_iter, ITER_DEST, &conn->rx_kvec, 1,
+		      sizeof(conn->rx_hdr));
+	conn->rx_cmd = NULL;
+	conn->rx_bio = NULL;
+}
+
+/* A whole reply header is in: match it to its request. */
+static int nbd_rx_hdr_done(struct nbd_conn *conn)
+{
 	struct nbd_cmd *cmd;
 	struct request *rq;
 	u32 error;
 	u64 cookie;
-	int ret;
 
-	ret = nbd_recv_buf(conn, &reply, sizeof(reply));
-	if (ret)
-		return ret;
-
-	if (nbd_decode_simple_reply(&reply, &cookie, &error)) {
+	if (nbd_decode_simple_reply(&conn->rx_hdr, &cookie, &error)) {
 		nbd_conn_err(conn, "reply with bad magic %#010x\n",
-			     be32_to_cpu(reply.magic));
+			     be32_to_cpu(conn->rx_hdr.magic));
 		return -EPROTO;
 	}
 
@@ -346,21 +330,123 @@ static int nbd_recv_reply(struct nbd_conn *conn)
 				    "server error %u on %s of %u bytes at %llu\n",
 				    error, nbd_cmd_name(cmd->wire.type),
 				    cmd->wire.length, cmd->wire.offset);
+		nbd_rx_want_hdr(conn);
 		nbd_cmd_finish(cmd, nbd_error_to_status(error), false);
 		return 0;
 	}
 
-	if (cmd->wire.type == NBD_CMD_READ) {
-		ret = nbd_recv_rq_data(conn, rq);
-		if (ret) {
-			nbd_conn_err(conn, "read reply payload cut short: %d\n",
-				     ret);
-			nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
-			return ret;
-		}
+	if (cmd->wire.type == NBD_CMD_READ && rq->bio) {
+		/* The data follows: the request is the receiver's now. */
+		conn->rx_cmd = cmd;
+		conn->rx_bio = rq->bio;
+		nbd_bio_iter(&conn->rx_iter, ITER_DEST, rq->bio);
+		return 0;
 	}
+	nbd_rx_want_hdr(conn);
 	nbd_cmd_finish(cmd, BLK_STS_OK, false);
 	return 0;
+}
+
+/*
+ * Act on what rx_iter holds once it is full, as many times as that
+ * takes.  Return 0, or -EPROTO when the server broke the protocol.
+ */
+static int nbd_rx_advance(struct nbd_conn *conn)
+{
+	struct nbd_cmd *cmd;
+	int ret;
+
+	while (!iov_iter_count(&conn->rx_iter)) {
+		if (!conn->rx_cmd) {
+			ret = nbd_rx_hdr_done(conn);
+			if (ret)
+				return ret;
+			continue;
+		}
+		conn->rx_bio = conn->rx_bio->bi_next;
+		if (conn->rx_bio) {
+			nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
+			continue;
+		}
+		cmd = conn->rx_cmd;
+		nbd_rx_want_hdr(conn);
+		nbd_cmd_finish(cmd, BLK_STS_OK, false);
+	}
+	return 0;
+}
+
+/* read_sock actor: parse one socket buffer's worth of the stream. */
+static int nbd_rx_skb(read_descriptor_t *desc, struct sk_buff *skb,
+		      unsigned int offset, size_t len)
+{
+	struct nbd_conn *conn = desc->arg.data;
+	size_t left = len;
+	int ret;
+
+	while (left) {
+		size_t n = min(left, iov_iter_count(&conn->rx_iter));
+
+		ret = skb_copy_datagram_iter(skb, offset, &conn->rx_iter, n);
+		if (!ret)
+			ret = nbd_rx_advance(conn);
+		if (ret) {
+			conn->rx_err = ret;
+			desc->count = 0;
+			break;
+		}
+		offset += n;
+		left -= n;
+	}
+	return len - left;
+}
+
+/*
+ * Take in all a TCP socket holds, parsing its buffers in place.  Return
+ * 0 once it is empty (data_ready brings the receiver back), or why the
+ * connection cannot go on.
+ */
+static int nbd_rx_read_sock(struct nbd_conn *conn)
+{
+	struct socket *sock = conn->sock;
+	struct sock *sk = sock->sk;
+	read_descriptor_t desc = { .arg.data = conn, .count = 1 };
+	int ret;
+
+	lock_sock(sk);
+	do {
+		ret = READ_ONCE(sock->ops)->read_sock(sk, &desc, nbd_rx_skb);
+	} while (ret > 0 && !conn->rx_err);
+	if (conn->rx_err)
+		ret = conn->rx_err;
+	else if (!ret && READ_ONCE(sk->sk_err))
+		ret = -READ_ONCE(sk->sk_err);
+	else if (!ret && (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
+		ret = -ECONNRESET;
+	release_sock(sk);
+	return ret < 0 ? ret : 0;
+}
+
+/* The same with non-blocking reads, for sockets without read_sock. */
+static int nbd_rx_recvmsg(struct nbd_conn *conn)
+{
+	const int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+	struct msghdr msg;
+	int ret;
+
+	for (;;) {
+		msg = (struct msghdr){ .msg_flags = flags };
+		msg.msg_iter = conn->rx_iter;
+		ret = sock_recvmsg(conn->sock, &msg, flags);
+		if (ret == -EAGAIN)
+			return 0;
+		if (ret <= 0)
+			return ret ? ret : -ECONNRESET;
+		conn->rx_iter = msg.msg_iter;
+		ret = nbd_rx_advance(conn);
+		if (ret)
+			return ret;
+		cond_resched();
+	}
 }
 
 static bool nbd_reap_one(struct request *rq, void *data)
@@ -383,19 +469,71 @@ static bool nbd_reap_one(struct request *rq, void *data)
 	return true;
 }
 
-static void nbd_recv_work(struct work_struct *work)
+/* Socket callbacks: run the receiver when there is something to read. */
+static void nbd_rx_data_ready(struct sock *sk)
 {
-	struct nbd_conn *conn = container_of(work, struct nbd_conn, recv_work);
+	struct nbd_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	if (likely(conn && conn->rx_data_ready)) {
+		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+		conn->rx_data_ready(sk);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void nbd_rx_state_change(struct sock *sk)
+{
+	struct nbd_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	if (likely(conn && conn->rx_state_change)) {
+		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+		conn->rx_state_change(sk);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void nbd_rx_hook(struct nbd_conn *conn)
+{
+	struct sock *sk = conn->sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	conn->rx_data_ready = sk->sk_data_ready;
+	conn->rx_state_change = sk->sk_state_change;
+	sk->sk_data_ready = nbd_rx_data_ready;
+	sk->sk_state_change = nbd_rx_state_change;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void nbd_rx_unhook(struct nbd_conn *conn)
+{
+	struct sock *sk = conn->sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (conn->rx_data_ready) {
+		sk->sk_data_ready = conn->rx_data_ready;
+		sk->sk_state_change = conn->rx_state_change;
+		conn->rx_data_ready = NULL;
+		conn->rx_state_change = NULL;
+	}
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* The receiver is done for good: the connection is dead. */
+static void nbd_recv_end(struct nbd_conn *conn, int ret)
+{
 	struct nbd_config *config = conn->config;
 	struct nbd_device *nbd = conn->nbd;
-	unsigned int noreclaim;
-	int ret;
 
-	noreclaim = memalloc_noreclaim_save();
-	do {
-		ret = nbd_recv_reply(conn);
-	} while (!ret);
-	memalloc_noreclaim_restore(noreclaim);
+	/*
+	 * No callback queues the receiver once unhooked; drop a run queued
+	 * before, which would find the connection freed.
+	 */
+	nbd_rx_unhook(conn);
+	cancel_work(&conn->recv_work);
 
 	if (nbd_conn_alive(conn) &&
 	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
@@ -407,13 +545,18 @@ static void nbd_recv_work(struct work_struct *work)
 			dev_warn(nbd_to_dev(nbd),
 				 "connection %u: receive failed: %d\n",
 				 conn->index, ret);
+		if (conn->rx_cmd)
+			nbd_conn_err(conn, "read reply data cut short\n");
 	}
 	nbd_conn_fail(conn, ret);
 
+	/* A read whose data stopped coming, then the rest on the wire. */
+	if (conn->rx_cmd)
+		nbd_cmd_finish(conn->rx_cmd, BLK_STS_IOERR, true);
+	nbd_rx_want_hdr(conn);
 	/*
-	 * Nothing more will be received here: hand back every request still
-	 * on the wire.  Requests the sender has not written yet are handed
-	 * back by the sender, which sees the connection dead.
+	 * Requests the sender has not written yet are handed back by the
+	 * sender, which sees the connection dead.
 	 */
 	blk_mq_tagset_busy_iter(&nbd->tag_set, nbd_reap_one, conn);
 
@@ -421,6 +564,31 @@ static void nbd_recv_work(struct work_struct *work)
 	atomic_dec(&config->recv_threads);
 	wake_up(&config->recv_wq);
 	nbd_config_put(nbd);
+}
+
+/*
+ * The receiver: queued by the socket callbacks, it takes in what the
+ * socket holds and returns, until the connection fails.
+ */
+static void nbd_recv_work(struct work_struct *work)
+{
+	struct nbd_conn *conn = container_of(work, struct nbd_conn, recv_work);
+	unsigned int noreclaim;
+	int ret = -ESHUTDOWN;
+
+	if (!test_bit(NBD_CONN_RECEIVING, &conn->flags))
+		return;
+	if (nbd_conn_alive(conn)) {
+		noreclaim = memalloc_noreclaim_save();
+		if (conn->rx_read_sock)
+			ret = nbd_rx_read_sock(conn);
+		else
+			ret = nbd_rx_recvmsg(conn);
+		memalloc_noreclaim_restore(noreclaim);
+		if (!ret)
+			return;
+	}
+	nbd_recv_end(conn, ret);
 }
 
 static void nbd_conn_setup_socket(struct socket *sock)
@@ -434,22 +602,57 @@ static void nbd_conn_setup_socket(struct socket *sock)
 		tcp_sock_set_nodelay(sk);
 }
 
+/*
+ * The connection owns the socket's sk_user_data, which its callbacks
+ * use to find it; a socket some other kernel user owns is refused.
+ */
+static int nbd_conn_claim_sock(struct nbd_conn *conn, struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	int ret = 0;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data)
+		ret = -EBUSY;
+	else
+		sk->sk_user_data = conn;
+	write_unlock_bh(&sk->sk_callback_lock);
+	return ret;
+}
+
+static void nbd_conn_release_sock(struct nbd_conn *conn, struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data == conn)
+		sk->sk_user_data = NULL;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
 /**
  * nbd_conn_create() - set up a connection around a connected socket
  * @config: the session
  * @index: the connection's number
  * @sock: a connected stream socket; the connection owns the reference
  *
- * Return: the connection, or NULL when out of memory (the caller still
- * owns @sock then).
+ * Return: the connection, ERR_PTR(-ENOMEM), or ERR_PTR(-EBUSY) when
+ * another kernel user owns the socket (sk_user_data).  On error the
+ * caller still owns @sock.
  */
 struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 				 unsigned int index, struct socket *sock)
 {
 	struct nbd_conn *conn = kzalloc(sizeof(*conn), GFP_KERNEL);
+	int ret;
 
 	if (!conn)
-		return NULL;
+		return ERR_PTR(-ENOMEM);
+	ret = nbd_conn_claim_sock(conn, sock);
+	if (ret) {
+		kfree(conn);
+		return ERR_PTR(ret);
+	}
 	init_llist_head(&conn->send_list);
 	INIT_WORK(&conn->send_work, nbd_send_work);
 	INIT_WORK(&conn->recv_work, nbd_recv_work);
@@ -458,6 +661,7 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 	conn->nbd = config->nbd;
 	conn->index = index;
 	conn->sock = sock;
+	nbd_rx_want_hdr(conn);
 	nbd_conn_setup_socket(sock);
 	return conn;
 }
@@ -468,8 +672,11 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
  */
 void nbd_conn_destroy(struct nbd_conn *conn)
 {
-	if (conn->sock)
+	if (conn->sock) {
+		nbd_rx_unhook(conn);
+		nbd_conn_release_sock(conn, conn->sock);
 		sockfd_put(conn->sock);
+	}
 	mutex_destroy(&conn->tx_lock);
 	kfree(conn);
 }
@@ -479,10 +686,24 @@ void nbd_conn_destroy(struct nbd_conn *conn)
  * @conn: the connection
  *
  * The caller has taken a config reference and counted the worker in
- * recv_threads; the receiver drops both when it ends.
+ * recv_threads; the receiver drops both when it ends.  From here on the
+ * socket's data_ready and state_change callbacks run the receiver; it
+ * runs once at once for what came before.
  */
 void nbd_conn_start(struct nbd_conn *conn)
 {
+	struct socket *sock = conn->sock;
+	struct sock *sk = sock->sk;
+
+	/*
+	 * read_sock on plain TCP only: a ULP (kernel TLS) may leave the
+	 * TCP one in place, which would hand over the raw stream.
+	 */
+	conn->rx_read_sock = sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
+			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
+	conn->rx_err = 0;
+	nbd_rx_want_hdr(conn);
+	nbd_rx_hook(conn);
 	queue_work(conn->nbd->recv_wq, &conn->recv_work);
 }
 
@@ -574,14 +795,21 @@ void nbd_conn_sync(struct nbd_conn *conn)
 /**
  * nbd_conn_replace_socket() - give a dead connection a new socket
  * @conn: a dead connection whose receiver has ended
- * @sock: the new connected socket; the connection owns the reference
+ * @sock: the new connected socket; on success the connection owns the
+ *	reference
  *
  * The caller then counts the connection live again and starts it.
+ *
+ * Return: 0, or -EBUSY when another kernel user owns @sock.
  */
-void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
+int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 {
 	struct socket *old;
+	int ret;
 
+	ret = nbd_conn_claim_sock(conn, sock);
+	if (ret)
+		return ret;
 	nbd_conn_setup_socket(sock);
 	mutex_lock(&conn->tx_lock);
 	/* The sender handed back everything when the connection died. */
@@ -591,5 +819,7 @@ void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 	clear_bit(NBD_CONN_SEND_DISC, &conn->flags);
 	clear_bit(NBD_CONN_DEAD, &conn->flags);
 	mutex_unlock(&conn->tx_lock);
+	nbd_conn_release_sock(conn, old);
 	sockfd_put(old);
+	return 0;
 }

@@ -43,7 +43,16 @@ enum {
  * @tx_hdr_sent: bytes of @tx_hdr written so far
  * @tx_bio: the bio whose data is being written
  * @tx_iter: what is left of @tx_bio's data
- * @recv_work: the receiver: reads replies until the connection fails
+ * @recv_work: the receiver, queued by the socket's callbacks
+ * @rx_read_sock: parse the socket's buffers in place (plain TCP)
+ * @rx_err: why parsing stopped inside read_sock
+ * @rx_data_ready: the socket's data_ready callback before ours, or NULL
+ * @rx_state_change: the same for state_change
+ * @rx_hdr: the reply header being read
+ * @rx_kvec: @rx_hdr as a kvec, for @rx_iter
+ * @rx_cmd: the read whose data is being read, or NULL for a header
+ * @rx_bio: @rx_cmd's bio being filled
+ * @rx_iter: where the next bytes received go
  * @config: the session this connection belongs to
  * @nbd: the device
  * @index: the connection's number (and hardware queue)
@@ -66,8 +75,17 @@ struct nbd_conn {
 	struct bio *tx_bio;
 	struct iov_iter tx_iter;
 
-	/* receive side */
+	/* receive side, all but the callbacks used by recv_work only */
 	struct work_struct recv_work;
+	bool rx_read_sock;
+	int rx_err;
+	void (*rx_data_ready)(struct sock *sk);
+	void (*rx_state_change)(struct sock *sk);
+	struct nbd_reply rx_hdr;
+	struct kvec rx_kvec;
+	struct nbd_cmd *rx_cmd;
+	struct bio *rx_bio;
+	struct iov_iter rx_iter;
 
 	struct nbd_config *config;
 	struct nbd_device *nbd;
@@ -92,6 +110,6 @@ void nbd_conn_push(struct nbd_conn *conn);
 void nbd_conn_send_disc(struct nbd_conn *conn);
 void nbd_conn_fail(struct nbd_conn *conn, int err);
 void nbd_conn_sync(struct nbd_conn *conn);
-void nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock);
+int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock);
 
 #endif /* _NBD_TRANSPORT_H */

@@ -21,6 +21,7 @@
 #include <linux/vmalloc.h>
 #include <net/net_namespace.h>
 #include <net/sock.h>
+#include <net/tcp.h>
 
 #include "nbd.h"
 #include "transport.h"
@@ -78,6 +79,7 @@ struct fake_server {
 	bool armed;		/* misbehave from now on */
 	bool triggered;		/* ... but only once */
 	unsigned int late_ms;
+	unsigned int chunk;	/* send replies this many bytes at a time */
 	struct mutex lock;	/* replies, log and trigger state */
 	struct fake_log log[FAKE_LOG];
 	int nlog;
@@ -112,20 +114,28 @@ static int fake_recv(struct socket *sock, void *buf, size_t len)
 	return 0;
 }
 
-static int fake_send(struct socket *sock, const void *buf, size_t len)
+/* Send @len bytes, in separate writes of at most @chunk (0: at once). */
+static int fake_send_chunked(struct socket *sock, const void *buf, size_t len,
+			     size_t chunk)
 {
-	struct kvec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct kvec iov = { .iov_base = (void *)buf };
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 	int ret;
 
-	while (iov.iov_len) {
+	while (len) {
+		iov.iov_len = chunk ? min(len, chunk) : len;
 		ret = kernel_sendmsg(sock, &msg, &iov, 1, iov.iov_len);
 		if (ret <= 0)
 			return ret ? ret : -EPIPE;
 		iov.iov_base += ret;
-		iov.iov_len -= ret;
+		len -= ret;
 	}
 	return 0;
+}
+
+static int fake_send(struct socket *sock, const void *buf, size_t len)
+{
+	return fake_send_chunked(sock, buf, len, 0);
 }
 
 /* Send a reply and, for a successful read, its data; under fs->lock. */
@@ -140,9 +150,10 @@ static int fake_reply(struct fake_server *fs, int conn, u64 cookie,
 	};
 	int ret;
 
-	ret = fake_send(sock, &r, sizeof(r));
+	ret = fake_send_chunked(sock, &r, sizeof(r), fs->chunk);
 	if (!ret && length)
-		ret = fake_send(sock, fs->disk + offset, length);
+		ret = fake_send_chunked(sock, fs->disk + offset, length,
+					fs->chunk);
 	return ret;
 }
 
@@ -351,6 +362,8 @@ static int fake_tcp_pair(struct socket **client, struct socket **server)
 		sock_release(c);
 		goto out_l;
 	}
+	/* Small writes (FAKE chunk) go out as they are. */
+	tcp_sock_set_nodelay(s->sk);
 	*client = c;
 	*server = s;
 out_l:
@@ -837,6 +850,108 @@ static void nbd_transport_out_of_order(struct kunit *test)
 	vfree(in);
 }
 
+/* Many replies in flight over TCP: one receiver run parses several. */
+static void nbd_transport_tcp_many(struct kunit *test)
+{
+	struct nbd_conn *conn;
+	void *out, *in;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  true), 0);
+	conn = nbd_fixture_conn(test, 0);
+	KUNIT_EXPECT_TRUE(test, conn->rx_read_sock);
+	out = nbd_fixture_buf(test, 64 * FAKE_BS, 0);
+	in = nbd_fixture_buf(test, 64 * FAKE_BS, 0);
+	get_random_bytes(out, 64 * FAKE_BS);
+
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_WRITE, 64, out),
+			0);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 64, in),
+			0);
+
+	KUNIT_EXPECT_MEMEQ(test, in, out, 64 * FAKE_BS);
+	KUNIT_EXPECT_GE(test, conn->replies_received, 128);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(conn));
+	vfree(out);
+	vfree(in);
+}
+
+/* Replies that trickle in a few bytes at a time, cut anywhere. */
+struct dribble_case {
+	const char *desc;
+	bool tcp;
+	unsigned int chunk;
+};
+
+static const struct dribble_case dribble_cases[] = {
+	{ "unix, 7-byte writes", false, 7 },
+	{ "tcp, 7-byte writes", true, 7 },
+	{ "tcp, 1-byte writes", true, 1 },
+	{ "tcp, 4100-byte writes", true, 4100 },
+};
+
+static void dribble_desc(const struct dribble_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(dribble, dribble_cases, dribble_desc);
+
+static void nbd_transport_dribble(struct kunit *test)
+{
+	const struct dribble_case *c = test->param_value;
+	struct nbd_fixture *fx = test->priv;
+	void *out, *in;
+
+	/* Arrange */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  c->tcp), 0);
+	out = nbd_fixture_buf(test, 8 * FAKE_BS, 0);
+	in = nbd_fixture_buf(test, 8 * FAKE_BS, 0);
+	get_random_bytes(out, 8 * FAKE_BS);
+	memcpy(fx->fs.disk, out, 8 * FAKE_BS);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.chunk = c->chunk;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act: eight reads in flight, then one of several pages */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 8, in),
+			0);
+	KUNIT_EXPECT_MEMEQ(test, in, out, 8 * FAKE_BS);
+	memset(in, 0, 8 * FAKE_BS);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 0, in,
+					     8 * FAKE_BS), 0);
+
+	/* Assert */
+	KUNIT_EXPECT_MEMEQ(test, in, out, 8 * FAKE_BS);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_conn(test, 0)->rx_read_sock, c->tcp);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, 0)));
+	vfree(out);
+	vfree(in);
+}
+
+/* A socket a connection owns cannot be handed over again. */
+static void nbd_transport_sock_in_use(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct nbd_conn *conn;
+	void *buf;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	conn = nbd_fixture_conn(test, 0);
+	buf = nbd_fixture_buf(test, FAKE_BS, 0);
+
+	KUNIT_EXPECT_EQ(test, nbd_check_sock(fx->nbd, conn->sock, NULL),
+			-EBUSY);
+	KUNIT_EXPECT_PTR_EQ(test, conn->sock->sk->sk_user_data, (void *)conn);
+	/* ... and the connection goes on working */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 0, buf,
+					     FAKE_BS), 0);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(conn));
+	vfree(buf);
+}
+
 static void nbd_transport_multi_conn(struct kunit *test)
 {
 	struct nbd_fixture *fx = test->priv;
@@ -889,6 +1004,7 @@ struct hostile_case {
 	int conns;
 	unsigned int timeout;
 	int read_ret;		/* what the triggering read returns */
+	bool tcp;		/* loopback TCP (read_sock), else AF_UNIX */
 };
 
 static const struct hostile_case hostile_cases[] = {
@@ -902,6 +1018,14 @@ static const struct hostile_case hostile_cases[] = {
 	{ "payload longer than asked", FAKE_LONG_PAYLOAD, 1, 0, 0 },
 	{ "reply after the request timed out", FAKE_LATE_REPLY, 1, 1, -EIO },
 	{ "server closes mid-reply", FAKE_CLOSE_MID_REPLY, 1, 0, -EIO },
+	{ "tcp: wrong magic", FAKE_WRONG_MAGIC, 1, 0, -EIO, true },
+	{ "tcp: double reply", FAKE_DOUBLE_REPLY, 1, 0, 0, true },
+	{ "tcp: short payload", FAKE_SHORT_PAYLOAD, 1, 0, -EIO, true },
+	{ "tcp: payload longer than asked", FAKE_LONG_PAYLOAD, 1, 0, 0, true },
+	{ "tcp: reply after the request timed out", FAKE_LATE_REPLY, 1, 1,
+	  -EIO, true },
+	{ "tcp: server closes mid-reply", FAKE_CLOSE_MID_REPLY, 1, 0, -EIO,
+	  true },
 };
 
 static void hostile_desc(const struct hostile_case *c, char *desc)
@@ -920,7 +1044,7 @@ static void nbd_transport_hostile(struct kunit *test)
 
 	/* Arrange */
 	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, c->conns, GOOD_FLAGS,
-						  c->timeout, false), 0);
+						  c->timeout, c->tcp), 0);
 	buf = nbd_fixture_buf(test, FAKE_BS, 0);
 	want = nbd_fixture_buf(test, FAKE_BS, 0x77);
 	memcpy(fx->fs.disk + 8 * FAKE_BS, want, FAKE_BS);
@@ -968,6 +1092,9 @@ static struct kunit_case nbd_transport_cases[] = {
 	KUNIT_CASE(nbd_transport_out_of_order),
 	KUNIT_CASE(nbd_transport_multi_conn),
 	KUNIT_CASE(nbd_transport_multi_conn_refused),
+	KUNIT_CASE(nbd_transport_tcp_many),
+	KUNIT_CASE_PARAM(nbd_transport_dribble, dribble_gen_params),
+	KUNIT_CASE(nbd_transport_sock_in_use),
 	KUNIT_CASE_PARAM(nbd_transport_hostile, hostile_gen_params),
 	{}
 };

@@ -822,15 +822,19 @@ void nbd_shutdown_conns(struct nbd_config *config)
  *
  * A receiver wakes @config->recv_wq before it drops its session reference,
  * so the count alone returns while one may still hold it.  Flushing the
- * device's receive workqueue waits for the work functions to return: once
+ * receive work items waits for the work functions to return: once
  * this returns, the caller's reference may be the last one, and putting it
  * tears the session down before the caller goes back to user space (a
  * DISCONNECT followed at once by a CONNECT finds the device free).
  */
 void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config)
 {
+	unsigned int i;
+
 	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
-	flush_workqueue(nbd->recv_wq);
+	/* TCP receivers run on nbd_io_wq, the others on recv_wq. */
+	for (i = 0; i < config->num_conns; i++)
+		nbd_conn_flush_recv(config->conns[i]);
 }
 
 /**
@@ -1195,12 +1199,12 @@ static struct nbd_device *nbd_dev_add(int index)
 		goto out_free_tags;
 
 	/*
-	 * Each receiver runs for the life of its connection.  No
-	 * WQ_MEM_RECLAIM: when creating a worker is slow (seen under QEMU
-	 * TCG), the rescuer takes every waiting work item of the queue and
-	 * runs them one after the other, so all but the first receiver
-	 * would wait forever behind it.  Receivers start at connect and
-	 * reconnect time, in process context, not to make reclaim progress.
+	 * Receivers that wait in recvmsg (not TCP, see nbd_conn_start())
+	 * run for the life of their connection.  No WQ_MEM_RECLAIM: when
+	 * creating a worker is slow (seen under QEMU TCG), the rescuer takes
+	 * every waiting work item of the queue and runs them one after the
+	 * other, so all but the first receiver would wait forever behind
+	 * it.  They start at connect and reconnect time, in process context.
 	 */
 	nbd->recv_wq = alloc_workqueue("nbd%d-recv", WQ_HIGHPRI | WQ_UNBOUND,
 				       0, nbd->index);

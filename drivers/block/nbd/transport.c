@@ -14,13 +14,13 @@
  * over, and the credentials of whichever task submits I/O must not
  * decide whether a request reaches the server.
  *
- * The receiver is a work item that the socket's data_ready and
- * state_change callbacks queue; each run takes in what the socket holds
- * and returns.  On plain TCP it parses the socket buffers in place with
- * ->read_sock, copying read data straight into the request's pages; on
- * other sockets (AF_UNIX streams have no ->read_sock) it does the same
- * with non-blocking reads.  A reply may arrive cut anywhere: the parser
- * keeps its place in the connection between runs.  Every reply is
+ * The receiver parses replies in place: the connection keeps its place
+ * in the stream, so a reply may arrive cut anywhere, and read data is
+ * copied straight into the request's pages.  On plain TCP it runs from
+ * the socket's data_ready callback, a short work item that parses the
+ * socket buffers with ->read_sock, many replies per run, and returns.
+ * AF_UNIX streams have no ->read_sock: there a work item waits in
+ * recvmsg for the life of the connection.  Every reply is
  * checked before it touches a request: the magic, the cookie's hardware
  * queue and tag, that the request is on the wire on this very
  * connection, and that the cookie's generation is the one of the current
@@ -426,26 +426,25 @@ static int nbd_rx_read_sock(struct nbd_conn *conn)
 	return ret < 0 ? ret : 0;
 }
 
-/* The same with non-blocking reads, for sockets without read_sock. */
+/*
+ * For sockets without read_sock: read into the same parser until the
+ * connection fails, waiting for each piece.  Return why it failed.
+ */
 static int nbd_rx_recvmsg(struct nbd_conn *conn)
 {
-	const int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
 	struct msghdr msg;
 	int ret;
 
 	for (;;) {
-		msg = (struct msghdr){ .msg_flags = flags };
+		msg = (struct msghdr){ .msg_flags = MSG_NOSIGNAL };
 		msg.msg_iter = conn->rx_iter;
-		ret = sock_recvmsg(conn->sock, &msg, flags);
-		if (ret == -EAGAIN)
-			return 0;
+		ret = sock_recvmsg(conn->sock, &msg, MSG_NOSIGNAL);
 		if (ret <= 0)
 			return ret ? ret : -ECONNRESET;
 		conn->rx_iter = msg.msg_iter;
 		ret = nbd_rx_advance(conn);
 		if (ret)
 			return ret;
-		cond_resched();
 	}
 }
 
@@ -477,7 +476,7 @@ static void nbd_rx_data_ready(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_data_ready)) {
-		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+		queue_work(nbd_io_wq, &conn->recv_work);
 		conn->rx_data_ready(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -490,7 +489,7 @@ static void nbd_rx_state_change(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_state_change)) {
-		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+		queue_work(nbd_io_wq, &conn->recv_work);
 		conn->rx_state_change(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -567,8 +566,9 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 }
 
 /*
- * The receiver: queued by the socket callbacks, it takes in what the
- * socket holds and returns, until the connection fails.
+ * The receiver.  On TCP the socket's callbacks queue it; each run takes
+ * in what the socket holds and returns.  On other sockets it runs for
+ * the life of the connection, waiting in recvmsg.
  */
 static void nbd_recv_work(struct work_struct *work)
 {
@@ -686,9 +686,15 @@ void nbd_conn_destroy(struct nbd_conn *conn)
  * @conn: the connection
  *
  * The caller has taken a config reference and counted the worker in
- * recv_threads; the receiver drops both when it ends.  From here on the
- * socket's data_ready and state_change callbacks run the receiver; it
- * runs once at once for what came before.
+ * recv_threads; the receiver drops both when it ends.
+ *
+ * On plain TCP the socket's data_ready and state_change callbacks queue
+ * short receiver runs on the per-CPU I/O workqueue, on the CPU the data
+ * came in on, and the first run takes what came before.  Other sockets
+ * get a receiver that waits in recvmsg on the device's receive
+ * workqueue: AF_UNIX streams have no read_sock, and measured under QEMU
+ * short runs there cost a context switch for a reply's header and
+ * another for its data, where a waiting reader gets both at once.
  */
 void nbd_conn_start(struct nbd_conn *conn)
 {
@@ -703,8 +709,21 @@ void nbd_conn_start(struct nbd_conn *conn)
 			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
 	conn->rx_err = 0;
 	nbd_rx_want_hdr(conn);
-	nbd_rx_hook(conn);
-	queue_work(conn->nbd->recv_wq, &conn->recv_work);
+	if (conn->rx_read_sock) {
+		nbd_rx_hook(conn);
+		queue_work(nbd_io_wq, &conn->recv_work);
+	} else {
+		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+	}
+}
+
+/**
+ * nbd_conn_flush_recv() - wait until the receiver's last run has returned
+ * @conn: a connection whose receiver has ended
+ */
+void nbd_conn_flush_recv(struct nbd_conn *conn)
+{
+	flush_work(&conn->recv_work);
 }
 
 /**

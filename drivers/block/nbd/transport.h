@@ -43,8 +43,9 @@ enum {
  * @tx_hdr_sent: bytes of @tx_hdr written so far
  * @tx_bio: the bio whose data is being written
  * @tx_iter: what is left of @tx_bio's data
- * @recv_work: the receiver, queued by the socket's callbacks
- * @rx_read_sock: parse the socket's buffers in place (plain TCP)
+ * @recv_work: the receiver (see nbd_conn_start())
+ * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
+ *	the socket's callbacks
  * @rx_err: why parsing stopped inside read_sock
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
  * @rx_state_change: the same for state_change
@@ -104,6 +105,7 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 				 unsigned int index, struct socket *sock);
 void nbd_conn_destroy(struct nbd_conn *conn);
 void nbd_conn_start(struct nbd_conn *conn);
+void nbd_conn_flush_recv(struct nbd_conn *conn);
 void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd);
 void nbd_conn_kick(struct nbd_conn *conn);
 void nbd_conn_push(struct nbd_conn *conn);

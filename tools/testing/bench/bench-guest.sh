@@ -358,9 +358,24 @@ measure_memory()
 	log "$client memory: $MEM_DEVS devices $((k1 - k0)) KiB, 4 idle connections $((k2 - k1)) KiB, 128 reads in flight $((busy - idle)) KiB, struct nbd_cmd ${pdu:-?} bytes"
 }
 
+# Swap "stock" and "ours" in a list of clients.
+swap_drivers()
+{
+	local c out=()
+
+	for c in $1; do
+		case $c in
+		stock) out+=(ours) ;;
+		ours) out+=(stock) ;;
+		*) out+=("$c") ;;
+		esac
+	done
+	echo "${out[*]}"
+}
+
 main()
 {
-	local round client t c job
+	local round client t c job order
 
 	[[ -f ${NBD_KO:-} ]] || die "NBD_KO is not set: run through bench.sh"
 	mkdir -p "$OUT"
@@ -373,24 +388,33 @@ main()
 	start_servers
 	fill_servers
 
+	# Clients take turns for each transport and connection count, so
+	# that the runs compared are a minute or two apart, not a whole
+	# round; the kernel drivers swap places every round.
 	for round in $(seq "$ROUNDS"); do
-		for client in $CLIENTS; do
-			log "round $round: $client"
-			if [[ $client != fio-nbd ]]; then
-				measure_memory "$client" "$round"
-				load_module "$client"
-				log "scheduler: $(cat /sys/block/nbd0/queue/scheduler)"
-			fi
-			for t in $TRANSPORTS; do
-				for c in $CONNS; do
-					[[ $client != fio-nbd ]] && attach "$t" "$c"
+		order=$CLIENTS
+		((round % 2)) || order=$(swap_drivers "$CLIENTS")
+		log "round $round: $order"
+		for client in $order; do
+			[[ $client != fio-nbd ]] && measure_memory "$client" "$round"
+		done
+		for t in $TRANSPORTS; do
+			for c in $CONNS; do
+				for client in $order; do
+					if [[ $client != fio-nbd ]]; then
+						load_module "$client"
+						log "$client: scheduler $(cat /sys/block/nbd0/queue/scheduler)"
+						attach "$t" "$c"
+					fi
 					for job in $JOBS; do
 						run_job "$client" "$t" "$c" "$job" "$round"
 					done
-					[[ $client != fio-nbd ]] && detach
+					if [[ $client != fio-nbd ]]; then
+						detach
+						unload_module
+					fi
 				done
 			done
-			[[ $client != fio-nbd ]] && unload_module
 		done
 	done
 	log "done"

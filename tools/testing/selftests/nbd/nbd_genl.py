@@ -6,7 +6,8 @@ which no client tool does on purpose, and print the kernel's answer.
   nbd_genl.py connect INDEX KIND [SIZE]
 
 KIND as in nbd_ioctl.py: udp, udp-connected, unix-dgram, netlink,
-tcp-unconnected, pipe, file, bad-fd.  Prints "ok" or the errno name,
+tcp-unconnected, pipe, file, bad-fd; or unix-twice, one connected UNIX
+stream socket listed twice.  Prints "ok" or the errno name,
 followed by the extended ACK message when the kernel sent one; exits 0
 when the kernel refused the socket, 1 when it accepted it, 2 on a usage
 or protocol error.
@@ -109,7 +110,12 @@ def main(argv):
         return 2
     index, kind = int(argv[2]), argv[3]
     size = int(argv[4]) if len(argv) == 5 else 64 << 20
-    fd, keep = make_fd(kind)
+    twice = kind == "unix-twice"
+    if twice:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd, keep = a.fileno(), [a, b]
+    else:
+        fd, keep = make_fd(kind)
     if fd is None:
         print("unknown kind %s" % kind, file=sys.stderr)
         return 2
@@ -121,6 +127,8 @@ def main(argv):
         return 2
     item = attr(NBD_SOCK_ITEM | NLA_F_NESTED,
                 attr(NBD_SOCK_FD, struct.pack("=I", fd)))
+    if twice:
+        item += item
     msg = message(fam, NBD_CMD_CONNECT, [
         attr(NBD_ATTR_INDEX, struct.pack("=I", index)),
         attr(NBD_ATTR_SIZE_BYTES, struct.pack("=Q", size)),

@@ -6,6 +6,7 @@
 #     stream (UDP, UNIX datagram, netlink, unconnected TCP), a pipe, a
 #     regular file or a bad fd: refused (EINVAL, ENOTCONN, EBADF) with the
 #     reason in the extended ACK and in the kernel log, nothing registered;
+#     one socket listed twice: EBUSY;
 #  2. a signal to the task waiting in NBD_DO_IT (nbd-client in ioctl mode):
 #     the device is torn down, nothing hangs, the device attaches again;
 #  3. NBD_SET_SIZE while an ioctl-configured device is connected: the new
@@ -24,7 +25,7 @@ HERE=$(dirname "$(readlink -f "$0")")
 ROUNDS=${NBD_RACE_ROUNDS:-50}
 
 nbd_test_init
-ktap_plan 20
+ktap_plan 21
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit nbd-server nbd-client python3 blockdev
 
@@ -57,6 +58,7 @@ check "unconnected TCP socket: ENOTCONN" genl_refused tcp-unconnected ENOTCONN
 check "pipe: EINVAL" genl_refused pipe EINVAL
 check "regular file: EINVAL" genl_refused file EINVAL
 check "bad fd: EBADF" genl_refused bad-fd EBADF
+check "one socket listed twice: EBUSY" genl_refused unix-twice EBUSY
 check "nothing registered: nbd0 is not connected" nbd_disconnected "$DEV"
 check "a normal attach works" timeout 60 "$NBDCTL" connect "$URI" "$DEV"
 timeout 30 "$NBDCTL" disconnect "$DEV" >/dev/null

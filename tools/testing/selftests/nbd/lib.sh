@@ -171,6 +171,23 @@ udev_settle()
 	udevadm settle --timeout="${1:-30}" >/dev/null 2>&1 || true
 }
 
+# nbd_idle DEV: no request of DEV is in flight.
+nbd_idle()
+{
+	local r w
+
+	read -r r w <"/sys/block/$(basename "$1")/inflight" || return 1
+	[[ $((r + w)) -eq 0 ]]
+}
+
+# nbd_quiesce DEV: wait for udev, then for udev's probing reads to end
+# (settle may give up first on a slow kernel).
+nbd_quiesce()
+{
+	udev_settle
+	wait_for 60 nbd_idle "$1"
+}
+
 # quiet CMD [ARGS...]: run CMD with its output in $NBD_TMP/quiet.out,
 # shown as diagnostics only when it fails.
 quiet()

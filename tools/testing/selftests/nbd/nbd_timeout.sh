@@ -93,7 +93,7 @@ slow_server two || ktap_bail "cannot start the scripted server"
 dmesg_mark stall
 check "attach with 2 connections and a $T s timeout" \
 	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock two)" "$DEV" -C 2 --timeout $T
-udev_settle
+nbd_quiesce "$DEV"
 stall two c0 $STALL
 # Four writers on disjoint regions (dd, not fio: fio 3.33's helper thread
 # gives up on an EINTR under the debug kernel's load), then read back.
@@ -131,7 +131,7 @@ slow_server one || ktap_bail "cannot start the scripted server"
 dmesg_mark single
 check "attach one connection with a $T s timeout" \
 	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock one)" "$DEV" --timeout $T
-udev_settle
+nbd_quiesce "$DEV"
 stall one all $STALL
 read_fails()
 {
@@ -157,7 +157,7 @@ slow_server zero || ktap_bail "cannot start the scripted server"
 dmesg_mark notimeout
 check "attach with --timeout 0" \
 	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock zero)" "$DEV" --timeout 0
-udev_settle
+nbd_quiesce "$DEV"
 stall zero all 35
 read_waits()
 {

@@ -390,7 +390,7 @@ static int nbd_rx_skb(read_descriptor_t *desc, struct sk_buff *skb,
 		if (!ret)
 			ret = nbd_rx_advance(conn);
 		if (ret) {
-			conn->rx_err = ret;
+			desc->error = ret;
 			desc->count = 0;
 			break;
 		}
@@ -415,9 +415,9 @@ static int nbd_rx_read_sock(struct nbd_conn *conn)
 	lock_sock(sk);
 	do {
 		ret = READ_ONCE(sock->ops)->read_sock(sk, &desc, nbd_rx_skb);
-	} while (ret > 0 && !conn->rx_err);
-	if (conn->rx_err)
-		ret = conn->rx_err;
+	} while (ret > 0 && !desc.error);
+	if (desc.error)
+		ret = desc.error;
 	else if (!ret && READ_ONCE(sk->sk_err))
 		ret = -READ_ONCE(sk->sk_err);
 	else if (!ret && (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
@@ -468,8 +468,11 @@ static bool nbd_reap_one(struct request *rq, void *data)
 	return true;
 }
 
-/* Socket callbacks: run the receiver when there is something to read. */
-static void nbd_rx_data_ready(struct sock *sk)
+/*
+ * Socket callbacks: run the receiver when there is something to read
+ * or the socket's state changed, then chain to the callback replaced.
+ */
+static void nbd_rx_wake(struct sock *sk, bool data)
 {
 	struct nbd_conn *conn;
 
@@ -477,22 +480,22 @@ static void nbd_rx_data_ready(struct sock *sk)
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_data_ready)) {
 		queue_work(nbd_io_wq, &conn->recv_work);
-		conn->rx_data_ready(sk);
+		if (data)
+			conn->rx_data_ready(sk);
+		else
+			conn->rx_state_change(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
 }
 
+static void nbd_rx_data_ready(struct sock *sk)
+{
+	nbd_rx_wake(sk, true);
+}
+
 static void nbd_rx_state_change(struct sock *sk)
 {
-	struct nbd_conn *conn;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	conn = sk->sk_user_data;
-	if (likely(conn && conn->rx_state_change)) {
-		queue_work(nbd_io_wq, &conn->recv_work);
-		conn->rx_state_change(sk);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
+	nbd_rx_wake(sk, false);
 }
 
 static void nbd_rx_hook(struct nbd_conn *conn)
@@ -707,7 +710,6 @@ void nbd_conn_start(struct nbd_conn *conn)
 	 */
 	conn->rx_read_sock = sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
 			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
-	conn->rx_err = 0;
 	nbd_rx_want_hdr(conn);
 	if (conn->rx_read_sock) {
 		nbd_rx_hook(conn);

@@ -46,7 +46,6 @@ enum {
  * @recv_work: the receiver (see nbd_conn_start())
  * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
  *	the socket's callbacks
- * @rx_err: why parsing stopped inside read_sock
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
  * @rx_state_change: the same for state_change
  * @rx_hdr: the reply header being read
@@ -79,7 +78,6 @@ struct nbd_conn {
 	/* receive side, all but the callbacks used by recv_work only */
 	struct work_struct recv_work;
 	bool rx_read_sock;
-	int rx_err;
 	void (*rx_data_ready)(struct sock *sk);
 	void (*rx_state_change)(struct sock *sk);
 	struct nbd_reply rx_hdr;

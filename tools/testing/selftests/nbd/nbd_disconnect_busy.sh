@@ -44,11 +44,17 @@ _inflight()
 	read -r r w <"/sys/block/${DEV##*/}/inflight"
 	[[ $((r + w)) -gt 0 ]]
 }
+_fio_busy()
+{
+	kill -0 "$FIO_PID" 2>/dev/null && _inflight
+}
+# fio can take more than 10 s to start its jobs under the debug kernel.
 fio_busy()
 {
 	sleep 3
-	kill -0 "$FIO_PID" 2>/dev/null || { ktap_info_file "$NBD_TMP/fio.$1.out"; return 1; }
-	wait_for 10 _inflight
+	wait_for 60 _fio_busy && return 0
+	kill -0 "$FIO_PID" 2>/dev/null || ktap_info_file "$NBD_TMP/fio.$1.out"
+	return 1
 }
 
 # fio_ends: fio exits within FIO_BOUND seconds.

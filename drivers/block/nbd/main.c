@@ -176,7 +176,12 @@ static void nbd_dead_workfn(struct work_struct *work)
  * Connections and hardware queues: blk-mq makes at most one hardware
  * queue per CPU, so with more connections than CPUs hardware queue h owns
  * connections h, h + nr_hw_queues, h + 2 * nr_hw_queues, ...  Upstream
- * leaves the extra connections unused.
+ * leaves the extra connections unused.  Here a hardware queue sends on
+ * its first connection while that keeps up, and moves on to the next one
+ * it owns when the socket pushes back (the sender is draining a backlog),
+ * so the extra connections add bandwidth where the transport is the
+ * bottleneck without spreading light loads thin: every connection in use
+ * costs the server a reader and the client a receiver wakeup per batch.
  */
 static inline bool nbd_conn_of_hctx(struct nbd_device *nbd,
 				    struct nbd_conn *conn,
@@ -195,6 +200,13 @@ static struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
 	struct nbd_conn *conn;
 
 	owned = DIV_ROUND_UP(n - h, nr_hw);
+	for (i = 0; i < owned; i++) {
+		conn = config->conns[h + nr_hw * i];
+		if (likely(nbd_conn_alive(conn) && !nbd_conn_backed_up(conn)))
+			return conn;
+	}
+
+	/* All backed up (or dead): spread over them. */
 	conn = config->conns[h + nr_hw * (rq->tag % owned)];
 	if (likely(nbd_conn_alive(conn)))
 		return conn;

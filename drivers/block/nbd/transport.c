@@ -83,6 +83,25 @@ static void nbd_bio_iter(struct iov_iter *iter, unsigned int dir,
 }
 
 /*
+ * Load the data segments of @bio into tx_vec from index @n on.  Return
+ * the new count, or @n unchanged when they do not all fit.
+ */
+static unsigned int nbd_tx_add_bio(struct nbd_conn *conn, unsigned int n,
+				   struct bio *bio)
+{
+	unsigned int first = n;
+	struct bvec_iter bi;
+	struct bio_vec bv;
+
+	bio_for_each_bvec(bv, bio, bi) {
+		if (n == ARRAY_SIZE(conn->tx_vec))
+			return first;
+		conn->tx_vec[n++] = bv;
+	}
+	return n;
+}
+
+/*
  * Make the next queued request the one being written: false when there
  * is none.  Requests queued on a connection that died meanwhile are
  * handed back.
@@ -91,6 +110,8 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 {
 	struct nbd_cmd *cmd;
 	struct request *rq;
+	unsigned int n = 1;
+	size_t len;
 
 	for (;;) {
 		if (!conn->tx_next) {
@@ -118,12 +139,20 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 	rq = blk_mq_rq_from_pdu(cmd);
 	nbd_encode_request(&conn->tx_hdr, &cmd->wire,
 			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
-	conn->tx_hdr_sent = 0;
+	/* The connection is kmalloc()ed: its header has a page. */
+	bvec_set_page(&conn->tx_vec[0], virt_to_page(&conn->tx_hdr),
+		      sizeof(conn->tx_hdr), offset_in_page(&conn->tx_hdr));
+	len = sizeof(conn->tx_hdr);
 	conn->tx_bio = NULL;
 	if (cmd->wire.type == NBD_CMD_WRITE && rq->bio) {
 		conn->tx_bio = rq->bio;
-		nbd_bio_iter(&conn->tx_iter, ITER_SOURCE, rq->bio);
+		n = nbd_tx_add_bio(conn, 1, rq->bio);
+		if (n > 1) {
+			len += rq->bio->bi_iter.bi_size;
+			conn->tx_bio = rq->bio->bi_next;
+		}
 	}
+	iov_iter_bvec(&conn->tx_iter, ITER_SOURCE, conn->tx_vec, n, len);
 	conn->tx_cmd = cmd;
 	return true;
 }
@@ -136,34 +165,19 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 static int nbd_send_cur(struct nbd_conn *conn, bool more, bool nonblock)
 {
 	int flags = MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0);
-	bool has_data = conn->tx_bio;
 	struct msghdr msg;
-	struct kvec iov;
 	int ret;
 
-	while (conn->tx_hdr_sent < sizeof(conn->tx_hdr)) {
-		iov.iov_base = (u8 *)&conn->tx_hdr + conn->tx_hdr_sent;
-		iov.iov_len = sizeof(conn->tx_hdr) - conn->tx_hdr_sent;
-		msg = (struct msghdr){ .msg_flags = flags };
-		if (has_data || more)
-			msg.msg_flags |= MSG_MORE;
-		iov_iter_kvec(&msg.msg_iter, ITER_SOURCE, &iov, 1, iov.iov_len);
-		ret = nbd_sendmsg(conn->sock, &msg);
-		if (ret <= 0)
-			return ret ? ret : -EPIPE;
-		conn->tx_hdr_sent += ret;
-	}
-
-	while (conn->tx_bio) {
+	for (;;) {
 		if (!iov_iter_count(&conn->tx_iter)) {
+			if (!conn->tx_bio)
+				return 0;
+			nbd_bio_iter(&conn->tx_iter, ITER_SOURCE, conn->tx_bio);
 			conn->tx_bio = conn->tx_bio->bi_next;
-			if (conn->tx_bio)
-				nbd_bio_iter(&conn->tx_iter, ITER_SOURCE,
-					     conn->tx_bio);
 			continue;
 		}
 		msg = (struct msghdr){ .msg_flags = flags };
-		if (more || conn->tx_bio->bi_next)
+		if (more || conn->tx_bio)
 			msg.msg_flags |= MSG_MORE;
 		msg.msg_iter = conn->tx_iter;
 		ret = nbd_sendmsg(conn->sock, &msg);
@@ -171,7 +185,6 @@ static int nbd_send_cur(struct nbd_conn *conn, bool more, bool nonblock)
 			return ret ? ret : -EPIPE;
 		iov_iter_advance(&conn->tx_iter, ret);
 	}
-	return 0;
 }
 
 /*
@@ -235,6 +248,8 @@ static void nbd_send_work(struct work_struct *work)
 
 	mutex_lock(&conn->tx_lock);
 	nbd_send_queued(conn, false);
+	/* Caught up; a push that finds the socket full sets it again. */
+	clear_bit(NBD_CONN_TX_FULL, &conn->flags);
 	if (test_and_clear_bit(NBD_CONN_SEND_DISC, &conn->flags))
 		nbd_send_disc(conn);
 	mutex_unlock(&conn->tx_lock);
@@ -759,6 +774,8 @@ void nbd_conn_push(struct nbd_conn *conn)
 	noio = memalloc_noio_save();
 	ret = nbd_send_queued(conn, true);
 	memalloc_noio_restore(noio);
+	if (ret)
+		set_bit(NBD_CONN_TX_FULL, &conn->flags);
 	mutex_unlock(&conn->tx_lock);
 	if (ret)
 		nbd_conn_kick(conn);
@@ -838,6 +855,7 @@ int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 	old = conn->sock;
 	conn->sock = sock;
 	clear_bit(NBD_CONN_SEND_DISC, &conn->flags);
+	clear_bit(NBD_CONN_TX_FULL, &conn->flags);
 	clear_bit(NBD_CONN_DEAD, &conn->flags);
 	mutex_unlock(&conn->tx_lock);
 	nbd_conn_release_sock(conn, old);

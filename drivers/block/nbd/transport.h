@@ -12,6 +12,7 @@
 #define _NBD_TRANSPORT_H
 
 #include <linux/net.h>
+#include <linux/bvec.h>
 #include <linux/workqueue.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
@@ -23,11 +24,15 @@ struct nbd_config;
 struct nbd_device;
 struct nbd_cmd;
 
+/* A header and up to 16 data segments go out in one write. */
+#define NBD_TX_VECS	17
+
 /* nbd_conn.flags */
 enum {
 	NBD_CONN_DEAD,		/* failed or shut down: takes no requests */
 	NBD_CONN_SEND_DISC,	/* send NBD_CMD_DISC after queued requests */
 	NBD_CONN_RECEIVING,	/* the receiver has not handed back yet */
+	NBD_CONN_TX_FULL,	/* the socket pushed back: the sender drains */
 };
 
 /**
@@ -40,9 +45,10 @@ enum {
  * @tx_next: requests taken off @send_list, oldest first (under @tx_lock)
  * @tx_cmd: the request being written, or NULL (under @tx_lock)
  * @tx_hdr: its header on the wire
- * @tx_hdr_sent: bytes of @tx_hdr written so far
- * @tx_bio: the bio whose data is being written
- * @tx_iter: what is left of @tx_bio's data
+ * @tx_vec: @tx_hdr, then the data of the request's first bio when it
+ *	has few enough segments: one write for a whole small request
+ * @tx_bio: the next bio whose data is to be written, or NULL
+ * @tx_iter: what is left of what is being written: @tx_vec, or a bio
  * @recv_work: the receiver (see nbd_conn_start())
  * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
  *	the socket's callbacks
@@ -71,7 +77,7 @@ struct nbd_conn {
 	struct llist_node *tx_next;
 	struct nbd_cmd *tx_cmd;
 	struct nbd_request tx_hdr;
-	unsigned int tx_hdr_sent;
+	struct bio_vec tx_vec[NBD_TX_VECS];
 	struct bio *tx_bio;
 	struct iov_iter tx_iter;
 
@@ -97,6 +103,15 @@ struct nbd_conn {
 static inline bool nbd_conn_alive(struct nbd_conn *conn)
 {
 	return !test_bit(NBD_CONN_DEAD, &conn->flags);
+}
+
+/*
+ * The socket took less than was queued and the sender has not caught up
+ * yet: new requests do better on a sibling connection, if there is one.
+ */
+static inline bool nbd_conn_backed_up(struct nbd_conn *conn)
+{
+	return test_bit(NBD_CONN_TX_FULL, &conn->flags);
 }
 
 struct nbd_conn *nbd_conn_create(struct nbd_config *config,

@@ -80,6 +80,10 @@ struct fake_server {
 	bool triggered;		/* ... but only once */
 	unsigned int late_ms;
 	unsigned int chunk;	/* send replies this many bytes at a time */
+	/* while gate_closed, connection gate_conn reads no requests */
+	bool gate_closed;
+	int gate_conn;
+	wait_queue_head_t gate_wq;
 	struct mutex lock;	/* replies, log and trigger state */
 	struct fake_log log[FAKE_LOG];
 	int nlog;
@@ -294,9 +298,15 @@ static int fake_serve_one(struct fake_conn *fc)
 static int fake_thread(void *data)
 {
 	struct fake_conn *fc = data;
+	struct fake_server *fs = fc->fs;
 
-	while (!kthread_should_stop() && !fake_serve_one(fc))
-		;
+	while (!kthread_should_stop()) {
+		wait_event(fs->gate_wq, !READ_ONCE(fs->gate_closed) ||
+			   fs->gate_conn != fc->index ||
+			   kthread_should_stop());
+		if (kthread_should_stop() || fake_serve_one(fc))
+			break;
+	}
 	/* Wait to be stopped, so that the task outlives nothing it uses. */
 	while (!kthread_should_stop())
 		usleep_range(10000, 20000);
@@ -383,6 +393,7 @@ static int nbd_fixture_init(struct kunit *test)
 	fx->fs.test = test;
 	fx->fs.trigger_type = NBD_CMD_READ;
 	mutex_init(&fx->fs.lock);
+	init_waitqueue_head(&fx->fs.gate_wq);
 	test->priv = fx;
 	return 0;
 }
@@ -607,6 +618,23 @@ static const struct fake_log *nbd_fixture_last(struct kunit *test, u16 type)
 		    NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | \
 		    NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN)
 
+struct async_io {
+	atomic_t pending;
+	atomic_t errors;
+	struct completion done;
+};
+
+static void async_end_io(struct bio *bio)
+{
+	struct async_io *aio = bio->bi_private;
+
+	if (bio->bi_status)
+		atomic_inc(&aio->errors);
+	bio_put(bio);
+	if (atomic_dec_and_test(&aio->pending))
+		complete(&aio->done);
+}
+
 /* Round trips */
 
 static void nbd_transport_read_write(struct kunit *test)
@@ -634,6 +662,62 @@ static void nbd_transport_read_write(struct kunit *test)
 			64 * 512);
 	vfree(out);
 	vfree(in);
+}
+
+/*
+ * Writes whose header and data go out in one piece (up to 16 segments)
+ * and in several (17 and 64 segments, and a request of two bios, the
+ * first of which goes with the header).
+ */
+static void nbd_transport_write_segments(struct kunit *test)
+{
+	static const unsigned int pages[] = { 1, 16, 17, 64 };
+	struct nbd_fixture *fx = test->priv;
+	const struct fake_log *last;
+	struct async_io aio;
+	struct blk_plug plug;
+	unsigned int off = 0;
+	void *out;
+	int i;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, 128 * PAGE_SIZE, 0);
+	get_random_bytes(out, 128 * PAGE_SIZE);
+
+	for (i = 0; i < ARRAY_SIZE(pages); i++) {
+		KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE,
+						     off >> SECTOR_SHIFT,
+						     out + off,
+						     pages[i] * PAGE_SIZE), 0);
+		off += pages[i] * PAGE_SIZE;
+	}
+
+	/* Two adjacent bios under a plug: merged into one request. */
+	atomic_set(&aio.pending, 2);
+	atomic_set(&aio.errors, 0);
+	init_completion(&aio.done);
+	blk_start_plug(&plug);
+	for (i = 0; i < 2; i++) {
+		struct bio *bio = bio_alloc(fx->nbd->disk->part0, 1,
+					    REQ_OP_WRITE, GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = off >> SECTOR_SHIFT;
+		__bio_add_page(bio, vmalloc_to_page(out + off), PAGE_SIZE, 0);
+		bio->bi_private = &aio;
+		bio->bi_end_io = async_end_io;
+		submit_bio(bio);
+		off += PAGE_SIZE;
+	}
+	blk_finish_plug(&plug);
+	wait_for_completion(&aio.done);
+	KUNIT_EXPECT_EQ(test, atomic_read(&aio.errors), 0);
+
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk, out, off);
+	last = nbd_fixture_last(test, NBD_CMD_WRITE);
+	KUNIT_ASSERT_NOT_NULL(test, last);
+	KUNIT_EXPECT_EQ(test, last->length, 2 * PAGE_SIZE);
+	vfree(out);
 }
 
 static void nbd_transport_tcp(struct kunit *test)
@@ -757,24 +841,6 @@ static void nbd_transport_server_error(struct kunit *test)
 	vfree(buf);
 }
 
-struct async_io {
-	atomic_t pending;
-	atomic_t errors;
-	struct completion done;
-};
-
-static void async_end_io(struct bio *bio)
-{
-	struct async_io *aio = bio->bi_private;
-
-	if (bio->bi_status)
-		atomic_inc(&aio->errors);
-	bio_put(bio);
-	if (atomic_dec_and_test(&aio->pending))
-		complete(&aio->done);
-}
-
-/* Submit @n reads or writes of one block each, concurrently. */
 /*
  * Move the submitting thread to a CPU whose hardware queue is @i modulo
  * their number: blk-mq maps CPUs to queues, and with one connection per
@@ -796,16 +862,16 @@ static void nbd_fixture_spread(struct nbd_fixture *fx, int i)
 	}
 }
 
-static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
-			       void *buf)
+/* Submit @n reads or writes of one block each, concurrently. */
+static void nbd_fixture_submit_many(struct kunit *test, blk_opf_t opf, int n,
+				    void *buf, struct async_io *aio)
 {
 	struct nbd_fixture *fx = test->priv;
-	struct async_io aio;
 	int i;
 
-	atomic_set(&aio.pending, n);
-	atomic_set(&aio.errors, 0);
-	init_completion(&aio.done);
+	atomic_set(&aio->pending, n);
+	atomic_set(&aio->errors, 0);
+	init_completion(&aio->done);
 	for (i = 0; i < n; i++) {
 		struct bio *bio = bio_alloc(fx->nbd->disk->part0, 1,
 					    opf | REQ_NOMERGE, GFP_KERNEL);
@@ -813,12 +879,20 @@ static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
 		bio->bi_iter.bi_sector = i * (FAKE_BS >> SECTOR_SHIFT);
 		__bio_add_page(bio, vmalloc_to_page(buf + i * FAKE_BS),
 			       FAKE_BS, 0);
-		bio->bi_private = &aio;
+		bio->bi_private = aio;
 		bio->bi_end_io = async_end_io;
 		nbd_fixture_spread(fx, i);
 		submit_bio(bio);
 	}
 	set_cpus_allowed_ptr(current, cpu_possible_mask);
+}
+
+static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
+			       void *buf)
+{
+	struct async_io aio;
+
+	nbd_fixture_submit_many(test, opf, n, buf, &aio);
 	wait_for_completion(&aio.done);
 	return atomic_read(&aio.errors);
 }
@@ -970,19 +1044,110 @@ static void nbd_transport_multi_conn(struct kunit *test)
 
 	KUNIT_EXPECT_MEMEQ(test, in, out, 32 * FAKE_BS);
 	/*
-	 * Both connections carried some of the writes.  Count writes only:
-	 * on a real system udev reads the new disk behind the test's back.
+	 * Count writes only: on a real system udev reads the new disk
+	 * behind the test's back.  With a hardware queue per connection the
+	 * writes came from the CPUs of both, so both carried some; with one
+	 * queue (UML's one CPU) the first connection did (see
+	 * nbd_transport_multi_conn_overflow for the second).
 	 */
+	mutex_lock(&fx->fs.lock);
+	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes + fx->fs.conns[1].writes,
+			32);
+	KUNIT_EXPECT_GT(test, fx->fs.conns[0].writes, 0);
+	if (fx->nbd->tag_set.nr_hw_queues == 2)
+		KUNIT_EXPECT_GT(test, fx->fs.conns[1].writes, 0);
+	mutex_unlock(&fx->fs.lock);
+	KUNIT_EXPECT_GE(test, nbd_fixture_conn(test, 0)->requests_sent +
+			nbd_fixture_conn(test, 1)->requests_sent, 64);
+	KUNIT_EXPECT_EQ(test, fx->nbd->tag_set.nr_hw_queues,
+			min_t(unsigned int, 2, nr_cpu_ids));
+	vfree(out);
+	vfree(in);
+}
+
+/*
+ * One hardware queue owning both connections, as on a machine with fewer
+ * CPUs than connections.
+ */
+static void nbd_fixture_one_hwq(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+
+	blk_mq_update_nr_hw_queues(&fx->nbd->tag_set, 1);
+	KUNIT_ASSERT_EQ(test, fx->nbd->tag_set.nr_hw_queues, 1);
+}
+
+/* A queue whose first connection keeps up sends everything on it. */
+static void nbd_transport_multi_conn_primary(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *out;
+	int i;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	nbd_fixture_one_hwq(test);
+	out = nbd_fixture_buf(test, 8 * FAKE_BS, 0);
+	get_random_bytes(out, 8 * FAKE_BS);
+
+	for (i = 0; i < 8; i++)
+		KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE,
+						     i * (FAKE_BS >> SECTOR_SHIFT),
+						     out + i * FAKE_BS,
+						     FAKE_BS), 0);
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk, out, 8 * FAKE_BS);
+	mutex_lock(&fx->fs.lock);
+	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes, 8);
+	KUNIT_EXPECT_EQ(test, fx->fs.conns[1].writes, 0);
+	mutex_unlock(&fx->fs.lock);
+	KUNIT_EXPECT_FALSE(test, nbd_conn_backed_up(nbd_fixture_conn(test, 0)));
+	vfree(out);
+}
+
+/*
+ * When the first connection's socket pushes back, the queue moves on to
+ * the second; once the first catches up it is no longer backed up.
+ */
+static void nbd_transport_multi_conn_overflow(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct nbd_conn *first;
+	struct async_io aio;
+	void *out, *in;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	nbd_fixture_one_hwq(test);
+	first = nbd_fixture_conn(test, 0);
+	out = nbd_fixture_buf(test, 32 * FAKE_BS, 0);
+	in = nbd_fixture_buf(test, 32 * FAKE_BS, 0);
+	get_random_bytes(out, 32 * FAKE_BS);
+
+	/* A small send buffer the server does not read from: it fills. */
+	lock_sock(first->sock->sk);
+	first->sock->sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
+	WRITE_ONCE(first->sock->sk->sk_sndbuf, SOCK_MIN_SNDBUF);
+	release_sock(first->sock->sk);
+	fx->fs.gate_conn = 0;
+	WRITE_ONCE(fx->fs.gate_closed, true);
+	nbd_fixture_submit_many(test, REQ_OP_WRITE, 32, out, &aio);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_backed_up(first));
+	WRITE_ONCE(fx->fs.gate_closed, false);
+	wake_up_all(&fx->fs.gate_wq);
+	wait_for_completion(&aio.done);
+	KUNIT_EXPECT_EQ(test, atomic_read(&aio.errors), 0);
+
+	nbd_conn_sync(first);
+	KUNIT_EXPECT_FALSE(test, nbd_conn_backed_up(first));
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 32, in),
+			0);
+	KUNIT_EXPECT_MEMEQ(test, in, out, 32 * FAKE_BS);
 	mutex_lock(&fx->fs.lock);
 	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes + fx->fs.conns[1].writes,
 			32);
 	KUNIT_EXPECT_GT(test, fx->fs.conns[0].writes, 0);
 	KUNIT_EXPECT_GT(test, fx->fs.conns[1].writes, 0);
 	mutex_unlock(&fx->fs.lock);
-	KUNIT_EXPECT_GE(test, nbd_fixture_conn(test, 0)->requests_sent +
-			nbd_fixture_conn(test, 1)->requests_sent, 64);
-	KUNIT_EXPECT_EQ(test, fx->nbd->tag_set.nr_hw_queues,
-			min_t(unsigned int, 2, nr_cpu_ids));
 	vfree(out);
 	vfree(in);
 }
@@ -1085,12 +1250,15 @@ static void nbd_transport_hostile(struct kunit *test)
 static struct kunit_case nbd_transport_cases[] = {
 	KUNIT_CASE(nbd_transport_read_write),
 	KUNIT_CASE(nbd_transport_tcp),
+	KUNIT_CASE(nbd_transport_write_segments),
 	KUNIT_CASE(nbd_transport_flush_fua),
 	KUNIT_CASE(nbd_transport_trim_zeroes),
 	KUNIT_CASE(nbd_transport_not_advertised),
 	KUNIT_CASE(nbd_transport_server_error),
 	KUNIT_CASE(nbd_transport_out_of_order),
 	KUNIT_CASE(nbd_transport_multi_conn),
+	KUNIT_CASE(nbd_transport_multi_conn_primary),
+	KUNIT_CASE(nbd_transport_multi_conn_overflow),
 	KUNIT_CASE(nbd_transport_multi_conn_refused),
 	KUNIT_CASE(nbd_transport_tcp_many),
 	KUNIT_CASE_PARAM(nbd_transport_dribble, dribble_gen_params),

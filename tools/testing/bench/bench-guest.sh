@@ -327,6 +327,13 @@ measure_memory()
 	load_module "$client" $MEM_DEVS
 	k1=$(kernel_kib_settled)
 	pdu=$(python3 "$BENCH_DIR/btf_size.py" nbd_cmd 2>>"$OUT/bench.log")
+	# A module built without BTF (no vmlinux in 6.1's headers): its
+	# DWARF debug information has the same struct.
+	if [[ -z $pdu && $client == ours ]] && command -v gdb >/dev/null; then
+		pdu=$(gdb -batch -ex 'print sizeof(struct nbd_cmd)' "$NBD_KO" \
+			2>>"$OUT/bench.log" | sed -n 's/^\$1 = \([0-9]*\)$/\1/p')
+		log "struct nbd_cmd from $NBD_KO's DWARF: ${pdu:-not found}"
+	fi
 	for i in 0 1 2 3; do
 		attach unix 1 /dev/nbd$i
 		args+=(--name=mem$i --filename=/dev/nbd$i)

@@ -52,7 +52,7 @@ MEM_METRICS = {
                     "4k reads in flight",
     "per_request": "KiB per in-flight request: inflight_128 / 128",
     "pdu_bytes": "bytes: struct nbd_cmd, blk-mq's per-tag driver data "
-                 "(from BTF)",
+                 "(from BTF, else the module's DWARF)",
 }
 
 # (job, reference client, minimum ours/reference IOPS ratio, description)

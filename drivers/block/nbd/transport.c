@@ -829,6 +829,7 @@ void nbd_conn_sync(struct nbd_conn *conn)
 {
 	flush_work(&conn->send_work);
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_conn_sync);
 
 /**
  * nbd_conn_replace_socket() - give a dead connection a new socket

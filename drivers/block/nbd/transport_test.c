@@ -1026,6 +1026,24 @@ static void nbd_transport_sock_in_use(struct kunit *test)
 	vfree(buf);
 }
 
+/*
+ * The server saw @total writes over its two connections, some of them
+ * on each of the first @used.
+ */
+static void nbd_expect_writes(struct kunit *test, int total, int used)
+{
+	struct nbd_fixture *fx = test->priv;
+	int i;
+
+	mutex_lock(&fx->fs.lock);
+	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes + fx->fs.conns[1].writes,
+			total);
+	for (i = 0; i < used && i < FAKE_CONNS; i++)
+		KUNIT_EXPECT_GT_MSG(test, fx->fs.conns[i].writes, 0,
+				    "connection %d carried no write", i);
+	mutex_unlock(&fx->fs.lock);
+}
+
 static void nbd_transport_multi_conn(struct kunit *test)
 {
 	struct nbd_fixture *fx = test->priv;
@@ -1050,13 +1068,7 @@ static void nbd_transport_multi_conn(struct kunit *test)
 	 * queue (UML's one CPU) the first connection did (see
 	 * nbd_transport_multi_conn_overflow for the second).
 	 */
-	mutex_lock(&fx->fs.lock);
-	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes + fx->fs.conns[1].writes,
-			32);
-	KUNIT_EXPECT_GT(test, fx->fs.conns[0].writes, 0);
-	if (fx->nbd->tag_set.nr_hw_queues == 2)
-		KUNIT_EXPECT_GT(test, fx->fs.conns[1].writes, 0);
-	mutex_unlock(&fx->fs.lock);
+	nbd_expect_writes(test, 32, fx->nbd->tag_set.nr_hw_queues);
 	KUNIT_EXPECT_GE(test, nbd_fixture_conn(test, 0)->requests_sent +
 			nbd_fixture_conn(test, 1)->requests_sent, 64);
 	KUNIT_EXPECT_EQ(test, fx->nbd->tag_set.nr_hw_queues,
@@ -1142,12 +1154,7 @@ static void nbd_transport_multi_conn_overflow(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nbd_fixture_io_many(test, REQ_OP_READ, 32, in),
 			0);
 	KUNIT_EXPECT_MEMEQ(test, in, out, 32 * FAKE_BS);
-	mutex_lock(&fx->fs.lock);
-	KUNIT_EXPECT_EQ(test, fx->fs.conns[0].writes + fx->fs.conns[1].writes,
-			32);
-	KUNIT_EXPECT_GT(test, fx->fs.conns[0].writes, 0);
-	KUNIT_EXPECT_GT(test, fx->fs.conns[1].writes, 0);
-	mutex_unlock(&fx->fs.lock);
+	nbd_expect_writes(test, 32, 2);
 	vfree(out);
 	vfree(in);
 }

@@ -6,8 +6,10 @@
  * lock-free send list; at the end of the batch (bd->last, ->commit_rqs)
  * the submitting task writes the list out itself with non-blocking
  * writes and MSG_MORE on all but the last request, unless another task
- * is writing already.  What the socket does not take at once is left
- * half-written in the connection's tx state and finished by the sender,
+ * is writing already; a request's header and its first bio's data go
+ * out in one write when that bio has at most 16 segments.  What the
+ * socket does not take at once is left half-written in the
+ * connection's tx state and finished by the sender,
  * a work item on a per-CPU workqueue that writes with blocking sends.
  * Non-blocking writes are never cut short by a signal, and the writes
  * skip the LSM hook: the socket was vetted when userspace handed it
@@ -139,10 +141,7 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 	rq = blk_mq_rq_from_pdu(cmd);
 	nbd_encode_request(&conn->tx_hdr, &cmd->wire,
 			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
-	/* The connection is kmalloc()ed: its header has a page. */
-	bvec_set_page(&conn->tx_vec[0], virt_to_page(&conn->tx_hdr),
-		      sizeof(conn->tx_hdr), offset_in_page(&conn->tx_hdr));
-	len = sizeof(conn->tx_hdr);
+	len = sizeof(conn->tx_hdr);	/* tx_vec[0] (nbd_conn_create()) */
 	conn->tx_bio = NULL;
 	if (cmd->wire.type == NBD_CMD_WRITE && rq->bio) {
 		conn->tx_bio = rq->bio;
@@ -679,6 +678,9 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 	conn->nbd = config->nbd;
 	conn->index = index;
 	conn->sock = sock;
+	/* Every request's header; the connection is kmalloc()ed memory. */
+	bvec_set_page(&conn->tx_vec[0], virt_to_page(&conn->tx_hdr),
+		      sizeof(conn->tx_hdr), offset_in_page(&conn->tx_hdr));
 	nbd_rx_want_hdr(conn);
 	nbd_conn_setup_socket(sock);
 	return conn;

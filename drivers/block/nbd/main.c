@@ -929,11 +929,11 @@ static bool nbd_fail_leftover(struct request *rq, void *data)
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
 	bool mine;
 
-	spin_lock(&cmd->lock);
+	spin_lock_bh(&cmd->lock);
 	mine = cmd->state != NBD_CMD_IDLE;
 	if (mine)
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	spin_unlock(&cmd->lock);
+	spin_unlock_bh(&cmd->lock);
 	if (mine)
 		nbd_cmd_finish(cmd, BLK_STS_IOERR, false);
 	return true;

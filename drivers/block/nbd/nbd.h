@@ -164,7 +164,8 @@ enum nbd_cmd_state {
  * @lentry: entry on the connection's send list
  * @nbd: the device
  * @conn: the connection the request was given to
- * @lock: orders sending, receiving and reaping of this request
+ * @lock: orders sending, receiving and reaping of this request; taken
+ *	in softirq by a receiver parsing in data_ready, so _bh elsewhere
  * @state: enum nbd_cmd_state
  * @retry: on the last put, hand the request back instead of ending it
  * @status: completion status

@@ -18,11 +18,12 @@
  *
  * The receiver parses replies in place: the connection keeps its place
  * in the stream, so a reply may arrive cut anywhere, and read data is
- * copied straight into the request's pages.  On plain TCP it runs from
- * the socket's data_ready callback, a short work item that parses the
- * socket buffers with ->read_sock, many replies per run, and returns.
- * AF_UNIX streams have no ->read_sock: there a work item waits in
- * recvmsg for the life of the connection.  Every reply is
+ * copied straight into the request's pages.  On plain TCP the socket's
+ * data_ready callback parses the socket buffers with ->read_sock right
+ * there in softirq, many replies per call, and completes them; when a
+ * task owns the socket it queues a short work item that does the same
+ * under lock_sock().  AF_UNIX streams have no ->read_sock: there a work
+ * item waits in recvmsg for the life of the connection.  Every reply is
  * checked before it touches a request: the magic, the cookie's hardware
  * queue and tag, that the request is on the wire on this very
  * connection, and that the cookie's generation is the one of the current
@@ -126,17 +127,17 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 		cmd = llist_entry(conn->tx_next, struct nbd_cmd, lentry);
 		conn->tx_next = conn->tx_next->next;
 
-		spin_lock(&cmd->lock);
+		spin_lock_bh(&cmd->lock);
 		if (nbd_conn_alive(conn))
 			break;
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-		spin_unlock(&cmd->lock);
+		spin_unlock_bh(&cmd->lock);
 		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
 	}
 	cmd->gen++;
 	atomic_inc(&cmd->refs);		/* the sender's, until written */
 	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
-	spin_unlock(&cmd->lock);
+	spin_unlock_bh(&cmd->lock);
 
 	rq = blk_mq_rq_from_pdu(cmd);
 	nbd_encode_request(&conn->tx_hdr, &cmd->wire,
@@ -283,7 +284,7 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 	}
 
 	cmd = blk_mq_rq_to_pdu(rq);
-	spin_lock(&cmd->lock);
+	spin_lock_bh(&cmd->lock);
 	if (cmd->state != NBD_CMD_SENT)
 		why = "request not in flight";
 	else if (cmd->conn != conn)
@@ -292,7 +293,7 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 		why = "stale generation";
 	else
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	spin_unlock(&cmd->lock);
+	spin_unlock_bh(&cmd->lock);
 
 	if (why) {
 		nbd_conn_err(conn, "unexpected reply, cookie %#llx: %s\n",
@@ -415,29 +416,47 @@ static int nbd_rx_skb(read_descriptor_t *desc, struct sk_buff *skb,
 }
 
 /*
- * Take in all a TCP socket holds, parsing its buffers in place.  Return
- * 0 once it is empty (data_ready brings the receiver back), or why the
- * connection cannot go on.
+ * Parse all a TCP socket holds.  The caller owns the socket: lock_sock(),
+ * or the socket's spinlock in softirq while no task owns it.  Return 0
+ * once it is empty, or the protocol error that stopped the parser, which
+ * then stays stopped (rx_err) until the receiver ends.
  */
-static int nbd_rx_read_sock(struct nbd_conn *conn)
+static int nbd_rx_read_sock_locked(struct nbd_conn *conn)
 {
 	struct socket *sock = conn->sock;
 	struct sock *sk = sock->sk;
 	read_descriptor_t desc = { .arg.data = conn, .count = 1 };
 	int ret;
 
-	lock_sock(sk);
+	if (conn->rx_err)
+		return conn->rx_err;
 	do {
 		ret = READ_ONCE(sock->ops)->read_sock(sk, &desc, nbd_rx_skb);
 	} while (ret > 0 && !desc.error);
 	if (desc.error)
-		ret = desc.error;
-	else if (!ret && READ_ONCE(sk->sk_err))
+		conn->rx_err = desc.error;
+	return conn->rx_err;
+}
+
+/*
+ * The receiver's run in process context: take in all the socket holds.
+ * Return 0 once it is empty (data_ready brings the receiver back), or
+ * why the connection cannot go on.
+ */
+static int nbd_rx_read_sock(struct nbd_conn *conn)
+{
+	struct sock *sk = conn->sock->sk;
+	int ret;
+
+	lock_sock(sk);
+	conn->rx_runs++;
+	ret = nbd_rx_read_sock_locked(conn);
+	if (!ret && READ_ONCE(sk->sk_err))
 		ret = -READ_ONCE(sk->sk_err);
 	else if (!ret && (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN))
 		ret = -ECONNRESET;
 	release_sock(sk);
-	return ret < 0 ? ret : 0;
+	return ret;
 }
 
 /*
@@ -471,11 +490,11 @@ static bool nbd_reap_one(struct request *rq, void *data)
 	if (READ_ONCE(cmd->conn) != conn)
 		return true;
 
-	spin_lock(&cmd->lock);
+	spin_lock_bh(&cmd->lock);
 	mine = cmd->conn == conn && cmd->state == NBD_CMD_SENT;
 	if (mine)
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
-	spin_unlock(&cmd->lock);
+	spin_unlock_bh(&cmd->lock);
 
 	if (mine)
 		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
@@ -483,33 +502,44 @@ static bool nbd_reap_one(struct request *rq, void *data)
 }
 
 /*
- * Socket callbacks: run the receiver when there is something to read
- * or the socket's state changed, then chain to the callback replaced.
+ * Socket callbacks, then a chain to the callback replaced.  New data is
+ * parsed on the spot when the callback runs in softirq with the socket's
+ * spinlock held and no task owns the socket (the way strparser does):
+ * the replies complete without waking a worker.  Otherwise (a task owns
+ * the socket and data_ready runs from its backlog, the parser stopped,
+ * the connection is dying) and on every state change, the receiver's
+ * work item runs and takes it from there.  The parser's state is thus
+ * only ever touched by the socket's owner; sk_callback_lock, held
+ * across the parse, keeps nbd_rx_unhook() waiting until it is done.
  */
-static void nbd_rx_wake(struct sock *sk, bool data)
+static void nbd_rx_data_ready(struct sock *sk)
 {
 	struct nbd_conn *conn;
 
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_data_ready)) {
-		queue_work(nbd_io_wq, &conn->recv_work);
-		if (data)
-			conn->rx_data_ready(sk);
+		if (!in_softirq() || sock_owned_by_user_nocheck(sk) ||
+		    !nbd_conn_alive(conn) || nbd_rx_read_sock_locked(conn))
+			queue_work(nbd_io_wq, &conn->recv_work);
 		else
-			conn->rx_state_change(sk);
+			conn->rx_inline_runs++;
+		conn->rx_data_ready(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
 }
 
-static void nbd_rx_data_ready(struct sock *sk)
-{
-	nbd_rx_wake(sk, true);
-}
-
 static void nbd_rx_state_change(struct sock *sk)
 {
-	nbd_rx_wake(sk, false);
+	struct nbd_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	if (likely(conn && conn->rx_state_change)) {
+		queue_work(nbd_io_wq, &conn->recv_work);
+		conn->rx_state_change(sk);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
 }
 
 static void nbd_rx_hook(struct nbd_conn *conn)
@@ -708,9 +738,10 @@ void nbd_conn_destroy(struct nbd_conn *conn)
  * The caller has taken a config reference and counted the worker in
  * recv_threads; the receiver drops both when it ends.
  *
- * On plain TCP the socket's data_ready and state_change callbacks queue
- * short receiver runs on the per-CPU I/O workqueue, on the CPU the data
- * came in on, and the first run takes what came before.  Other sockets
+ * On plain TCP the socket's data_ready callback parses replies in
+ * softirq, or queues a short receiver run on the per-CPU I/O workqueue
+ * when it cannot (nbd_rx_data_ready()); state changes always queue one,
+ * and the first run takes what came before.  Other sockets
  * get a receiver that waits in recvmsg on the device's receive
  * workqueue: AF_UNIX streams have no read_sock, and measured under QEMU
  * short runs there cost a context switch for a reply's header and
@@ -728,6 +759,7 @@ void nbd_conn_start(struct nbd_conn *conn)
 	conn->rx_read_sock = sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
 			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
 	nbd_rx_want_hdr(conn);
+	conn->rx_err = 0;
 	if (conn->rx_read_sock) {
 		nbd_rx_hook(conn);
 		queue_work(nbd_io_wq, &conn->recv_work);

@@ -59,6 +59,9 @@ enum {
  * @rx_cmd: the read whose data is being read, or NULL for a header
  * @rx_bio: @rx_cmd's bio being filled
  * @rx_iter: where the next bytes received go
+ * @rx_err: the protocol error that stopped the parser, or 0
+ * @rx_runs: receiver runs in the work item on TCP, for debugfs
+ * @rx_inline_runs: parses in the socket's data_ready callback, for debugfs
  * @config: the session this connection belongs to
  * @nbd: the device
  * @index: the connection's number (and hardware queue)
@@ -81,7 +84,10 @@ struct nbd_conn {
 	struct bio *tx_bio;
 	struct iov_iter tx_iter;
 
-	/* receive side, all but the callbacks used by recv_work only */
+	/*
+	 * receive side: the parser's state is touched only by whoever owns
+	 * the socket (see nbd_rx_data_ready())
+	 */
 	struct work_struct recv_work;
 	bool rx_read_sock;
 	void (*rx_data_ready)(struct sock *sk);
@@ -91,6 +97,9 @@ struct nbd_conn {
 	struct nbd_cmd *rx_cmd;
 	struct bio *rx_bio;
 	struct iov_iter rx_iter;
+	int rx_err;
+	u64 rx_runs;
+	u64 rx_inline_runs;
 
 	struct nbd_config *config;
 	struct nbd_device *nbd;

@@ -924,7 +924,7 @@ static void nbd_transport_out_of_order(struct kunit *test)
 	vfree(in);
 }
 
-/* Many replies in flight over TCP: one receiver run parses several. */
+/* Many replies in flight over TCP, parsed as they come in. */
 static void nbd_transport_tcp_many(struct kunit *test)
 {
 	struct nbd_conn *conn;
@@ -945,6 +945,8 @@ static void nbd_transport_tcp_many(struct kunit *test)
 
 	KUNIT_EXPECT_MEMEQ(test, in, out, 64 * FAKE_BS);
 	KUNIT_EXPECT_GE(test, conn->replies_received, 128);
+	/* replies came in while no task held the socket: parsed in softirq */
+	KUNIT_EXPECT_GT(test, conn->rx_inline_runs, 0);
 	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(conn));
 	vfree(out);
 	vfree(in);
@@ -1191,7 +1193,9 @@ static const struct hostile_case hostile_cases[] = {
 	{ "reply after the request timed out", FAKE_LATE_REPLY, 1, 1, -EIO },
 	{ "server closes mid-reply", FAKE_CLOSE_MID_REPLY, 1, 0, -EIO },
 	{ "tcp: wrong magic", FAKE_WRONG_MAGIC, 1, 0, -EIO, true },
+	{ "tcp: unknown cookie", FAKE_UNKNOWN_COOKIE, 1, 0, -EIO, true },
 	{ "tcp: double reply", FAKE_DOUBLE_REPLY, 1, 0, 0, true },
+	{ "tcp: stale generation", FAKE_STALE_GEN, 1, 0, -EIO, true },
 	{ "tcp: short payload", FAKE_SHORT_PAYLOAD, 1, 0, -EIO, true },
 	{ "tcp: payload longer than asked", FAKE_LONG_PAYLOAD, 1, 0, 0, true },
 	{ "tcp: reply after the request timed out", FAKE_LATE_REPLY, 1, 1,

@@ -124,6 +124,7 @@ kernel_vm() {
 		slow=(--env NBD_SELFTEST_TIMEOUT=900 --env NBD_RACE_SECONDS=30
 		      --env NBD_FIO_REGION_MB=8 --env NBD_FIO_SEQ_MB=16
 		      --env NBD_MULTICONN_MB=4 --env NBD_REQ_TIMEOUT=20
+		      --env NBD_TCP_REGION_MB=4 --env NBD_TCP_SEQ_MB=8
 		      --env NBD_RACE_ROUNDS=20 --env NBD_CLEAR_SOCK_COUNT=2000)
 	fi
 	# A kernel with KUnit built the test module too: run it there.

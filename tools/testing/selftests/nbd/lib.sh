@@ -495,17 +495,23 @@ NBD_CLIENT_PID=
 
 # nbd_attach DEV SOCKET [NBD-CLIENT ARGS...]: nbd-client over netlink
 # (its default), block size 4096, then wait until the device is live.
+# SOCKET is a UNIX socket's path, or tcp:HOST:PORT.
 # With -L among the arguments it uses the ioctl interface; the
 # nbd-client that then stays in NBD_DO_IT is killed at exit if it is
 # still around.
 nbd_attach()
 {
-	local dev=$1 sock=$2 pid
+	local dev=$1 sock=$2 pid host port
+	local target=(-unix "$sock")
 
 	shift 2
-	if ! timeout 60 nbd-client -unix "$sock" "$dev" -b 4096 "$@" \
+	if [[ $sock == tcp:* ]]; then
+		IFS=: read -r _ host port <<<"$sock"
+		target=("$host" "$port")
+	fi
+	if ! timeout 60 nbd-client "${target[@]}" "$dev" -b 4096 "$@" \
 		>"$NBD_TMP/nbd-client.out" 2>&1; then
-		echo "# nbd-client -unix $sock $dev -b 4096 $* failed:"
+		echo "# nbd-client ${target[*]} $dev -b 4096 $* failed:"
 		ktap_info_file "$NBD_TMP/nbd-client.out"
 		echo "# last kernel messages:"
 		dmesg | tail -n 8 | sed 's/^/#   /'
@@ -570,7 +576,8 @@ _pid_gone()
 }
 
 # ---------------------------------------------------------------------------
-# Servers.  Each listens on $NBD_TMP/NAME.sock and logs to $NBD_TMP/NAME.log.
+# Servers.  Each listens on $NBD_TMP/NAME.sock (or a TCP port) and logs to
+# $NBD_TMP/NAME.log.
 # ---------------------------------------------------------------------------
 
 # nbd_server_conns SOCKET: connected server-side sockets on a UNIX socket
@@ -589,11 +596,29 @@ nbd_sock()
 # the test), ready once its pid file exists.
 nbdkit_start()
 {
+	local name=$1
+
+	shift
+	_nbdkit_start "$name" -U "$(nbd_sock "$name")" "$@"
+}
+
+# nbdkit_start_tcp NAME PORT [NBDKIT ARGS...]: the same on 127.0.0.1:PORT
+# (clients attach to tcp:127.0.0.1:PORT).
+nbdkit_start_tcp()
+{
+	local name=$1 port=$2
+
+	shift 2
+	_nbdkit_start "$name" -i 127.0.0.1 -p "$port" "$@"
+}
+
+_nbdkit_start()
+{
 	local name=$1 pidf=$NBD_TMP/$1.pid pid
 
 	shift
 	rm -f "$pidf"
-	nbdkit -f --exit-with-parent -U "$(nbd_sock "$name")" -P "$pidf" "$@" \
+	nbdkit -f --exit-with-parent -P "$pidf" "$@" \
 		>"$NBD_TMP/$name.log" 2>&1 &
 	pid=$!
 	track_pid "$pid"

@@ -22,6 +22,7 @@ TESTS=(
 	nbd_fs:300
 	nbd_part:300
 	nbd_multiconn:300
+	nbd_tcp:300
 	nbd_readonly:300
 	nbd_discard:300
 	nbd_disconnect_busy:300

@@ -542,6 +542,16 @@ void nbd_set_timeout(struct nbd_device *nbd, u64 seconds)
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_set_timeout);
 
+/* Another kernel user (an nbd connection, a sockmap, ...) owns the socket. */
+static int nbd_sock_busy(struct nbd_device *nbd,
+			 struct netlink_ext_ack *extack)
+{
+	dev_err(nbd_to_dev(nbd),
+		"socket is in use by another kernel user (an nbd connection, a sockmap, ...)\n");
+	NL_SET_ERR_MSG(extack, "nbd: socket is in use by another kernel user");
+	return -EBUSY;
+}
+
 /**
  * nbd_check_sock() - check that a socket can carry NBD
  * @nbd: the device, for messages
@@ -571,12 +581,8 @@ int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 		NL_SET_ERR_MSG(extack, "nbd: socket is not connected");
 		return -ENOTCONN;
 	}
-	if (READ_ONCE(sk->sk_user_data)) {
-		dev_err(nbd_to_dev(nbd),
-			"socket is in use by another kernel user (an nbd connection, a sockmap, ...)\n");
-		NL_SET_ERR_MSG(extack, "nbd: socket is in use by another kernel user");
-		return -EBUSY;
-	}
+	if (READ_ONCE(sk->sk_user_data))
+		return nbd_sock_busy(nbd, extack);
 	return 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_check_sock);
@@ -643,12 +649,8 @@ int nbd_add_sock(struct nbd_config *config, struct socket *sock,
 
 	conn = nbd_conn_create(config, config->num_conns, sock);
 	if (IS_ERR(conn)) {
-		if (PTR_ERR(conn) == -EBUSY) {
-			dev_err(nbd_to_dev(nbd),
-				"socket is in use by another kernel user\n");
-			NL_SET_ERR_MSG(extack,
-				       "nbd: socket is in use by another kernel user");
-		}
+		if (PTR_ERR(conn) == -EBUSY)
+			return nbd_sock_busy(nbd, extack);
 		return PTR_ERR(conn);
 	}
 	config->conns[config->num_conns++] = conn;
@@ -764,12 +766,8 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	nbd_conn_sync(conn);
 	err = nbd_conn_replace_socket(conn, sock);
 	if (err) {
-		dev_err(nbd_to_dev(nbd),
-			"socket is in use by another kernel user\n");
-		NL_SET_ERR_MSG(extack,
-			       "nbd: socket is in use by another kernel user");
 		sockfd_put(sock);
-		return err;
+		return nbd_sock_busy(nbd, extack);
 	}
 	atomic_inc(&config->live_conns);
 	nbd_cancel_dead_work(nbd);

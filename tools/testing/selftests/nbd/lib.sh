@@ -768,3 +768,36 @@ fio_ios()
 		print "$n\n";
 	' "$1" "$2"
 }
+
+# fio_verify NAME DEV [FIO ARGS...]: fio with libaio, O_DIRECT and crc32c
+# verification of what it writes, JSON output in $NBD_TMP/NAME.json;
+# fio's exit status (its output is shown when it fails).
+fio_verify()
+{
+	local name=$1 dev=$2 t0 rc
+
+	shift 2
+	t0=$SECONDS
+	timeout 300 fio --name="$name" --filename="$dev" --ioengine=libaio \
+		--direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--output-format=json --output="$NBD_TMP/$name.json" "$@" \
+		>"$NBD_TMP/$name.out" 2>&1
+	rc=$?
+	ktap_info "fio $name: exit $rc after $((SECONDS - t0)) s"
+	[[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/$name.out"
+	return $rc
+}
+
+# fio_verify_clean NAME WRITES READS: fio_verify NAME had no errors and
+# did the expected numbers of I/Os written and read back (verified);
+# "-" for WRITES: any number.
+fio_verify_clean()
+{
+	local json=$NBD_TMP/$1.json errs w r
+
+	errs=$(fio_errors "$json")
+	w=$(fio_ios "$json" write)
+	r=$(fio_ios "$json" read)
+	ktap_info "fio $1: errors=$errs writes=$w reads=$r (want $2 writes, $3 reads)"
+	[[ $errs == 0 && ($2 == - || $w -eq $2) && $r -eq $3 ]]
+}

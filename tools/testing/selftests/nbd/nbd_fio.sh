@@ -23,34 +23,9 @@ nbdkit_start mem memory 1G || ktap_bail "cannot start nbdkit"
 check "attach $DEV" nbd_attach "$DEV" "$(nbd_sock mem)" ||
 	ktap_bail "attach failed"
 
-# run_fio NAME ARGS...: fio with JSON output in $NBD_TMP/NAME.json.
 run_fio()
 {
-	local name=$1 t0 rc
-
-	shift
-	t0=$SECONDS
-	timeout 300 fio --name="$name" --filename="$DEV" --ioengine=libaio \
-		--direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 \
-		--output-format=json --output="$NBD_TMP/$name.json" "$@" \
-		>"$NBD_TMP/$name.out" 2>&1
-	rc=$?
-	ktap_info "fio $name: exit $rc after $((SECONDS - t0)) s"
-	[[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/$name.out"
-	return $rc
-}
-
-# fio_clean NAME WRITES READS: no errors, and the expected numbers of
-# I/Os written and read back (verified); "-" for WRITES: any number.
-fio_clean()
-{
-	local json=$NBD_TMP/$1.json errs w r
-
-	errs=$(fio_errors "$json")
-	w=$(fio_ios "$json" write)
-	r=$(fio_ios "$json" read)
-	ktap_info "fio $1: errors=$errs writes=$w reads=$r (want $2 writes, $3 reads)"
-	[[ $errs == 0 && ($2 == - || $w -eq $2) && $r -eq $3 ]]
+	fio_verify "$1" "$DEV" "${@:2}"
 }
 
 # reverify NAME WANT_READS FIO-ARGS...: a verify-only pass over data
@@ -61,19 +36,19 @@ reverify()
 	local name=$1 want=$2
 
 	shift 2
-	run_fio "$name" --verify_only=1 "$@" && fio_clean "$name" - "$want"
+	run_fio "$name" --verify_only=1 "$@" && fio_verify_clean "$name" - "$want"
 }
 
 check "fio 4k randwrite QD16 x$JOBS jobs, verify crc32c: exit status 0" \
 	run_fio randwrite --rw=randwrite --bs=4k --iodepth=16 \
 	--numjobs=$JOBS --size=${REGION_MB}M --offset_increment=${REGION_MB}M
 check "fio randwrite: no errors, every block written and verified" \
-	fio_clean randwrite $((JOBS * REGION_MB * 256)) $((JOBS * REGION_MB * 256))
+	fio_verify_clean randwrite $((JOBS * REGION_MB * 256)) $((JOBS * REGION_MB * 256))
 
 check "fio 1M sequential write QD4, verify crc32c: exit status 0" \
 	run_fio seqwrite --rw=write --bs=1M --iodepth=4 --size=${SEQ_MB}M
 check "fio seqwrite: no errors, every block written and verified" \
-	fio_clean seqwrite "$SEQ_MB" "$SEQ_MB"
+	fio_verify_clean seqwrite "$SEQ_MB" "$SEQ_MB"
 
 # The sequential pass overwrote the start of the random-write regions;
 # the rest still holds the random writes' blocks.

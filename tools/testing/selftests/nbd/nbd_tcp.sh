@@ -26,32 +26,9 @@ nbdkit_start_tcp mem "$PORT" memory 1G ||
 check "attach $DEV over TCP, one connection" nbd_attach "$DEV" "$TARGET" ||
 	ktap_bail "attach failed"
 
-# run_fio NAME ARGS...: fio with crc32c verification, JSON output in
-# $NBD_TMP/NAME.json; its exit status.
 run_fio()
 {
-	local name=$1 rc
-
-	shift
-	timeout 300 fio --name="$name" --filename="$DEV" --ioengine=libaio \
-		--direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 \
-		--output-format=json --output="$NBD_TMP/$name.json" "$@" \
-		>"$NBD_TMP/$name.out" 2>&1
-	rc=$?
-	[[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/$name.out"
-	return $rc
-}
-
-# fio_clean NAME IOS: no errors, IOS written and IOS read back verified.
-fio_clean()
-{
-	local json=$NBD_TMP/$1.json errs w r
-
-	errs=$(fio_errors "$json")
-	w=$(fio_ios "$json" write)
-	r=$(fio_ios "$json" read)
-	ktap_info "fio $1: errors=$errs writes=$w reads=$r (want $2 each)"
-	[[ $errs == 0 && $w -eq $2 && $r -eq $2 ]]
+	fio_verify "$1" "$DEV" "${@:2}"
 }
 
 # randwrite NAME JOBS: 4k random writes at QD32 on disjoint regions.
@@ -64,11 +41,11 @@ randwrite()
 check "fio 4k randwrite QD32 x2, verify crc32c: exit status 0" \
 	randwrite rw1 2
 check "fio rw1: no errors, every block written and verified" \
-	fio_clean rw1 $((2 * REGION_MB * 256))
+	fio_verify_clean rw1 $((2 * REGION_MB * 256)) $((2 * REGION_MB * 256))
 check "fio 1M sequential write QD4, verify crc32c: exit status 0" \
 	run_fio seq1 --rw=write --bs=1M --iodepth=4 --size=${SEQ_MB}M
 check "fio seq1: no errors, every block written and verified" \
-	fio_clean seq1 "$SEQ_MB"
+	fio_verify_clean seq1 "$SEQ_MB" "$SEQ_MB"
 
 # rx_inline: debugfs counts receiver runs in data_ready; some of the
 # replies above must have been parsed there.
@@ -94,7 +71,7 @@ check "attach $DEV over TCP, four connections" \
 check "fio 4k randwrite QD32 x4, verify crc32c: exit status 0" \
 	randwrite rw4 4
 check "fio rw4: no errors, every block written and verified" \
-	fio_clean rw4 $((4 * REGION_MB * 256))
+	fio_verify_clean rw4 $((4 * REGION_MB * 256)) $((4 * REGION_MB * 256))
 
 # The server dies with reads in flight on every connection: they fail,
 # fio ends within the bound, and with no dead-connection timeout the

@@ -418,8 +418,9 @@ static int nbd_rx_skb(read_descriptor_t *desc, struct sk_buff *skb,
 /*
  * Parse all a TCP socket holds.  The caller owns the socket: lock_sock(),
  * or the socket's spinlock in softirq while no task owns it.  Return 0
- * once it is empty, or the protocol error that stopped the parser, which
- * then stays stopped (rx_err) until the receiver ends.
+ * once it is empty, or the error that stopped the parser (the server
+ * broke the protocol, or read_sock failed), which then stays stopped
+ * (rx_err) until the receiver ends.
  */
 static int nbd_rx_read_sock_locked(struct nbd_conn *conn)
 {
@@ -435,6 +436,8 @@ static int nbd_rx_read_sock_locked(struct nbd_conn *conn)
 	} while (ret > 0 && !desc.error);
 	if (desc.error)
 		conn->rx_err = desc.error;
+	else if (ret < 0)
+		conn->rx_err = ret;	/* not a connected socket */
 	return conn->rx_err;
 }
 

@@ -59,7 +59,7 @@ enum {
  * @rx_cmd: the read whose data is being read, or NULL for a header
  * @rx_bio: @rx_cmd's bio being filled
  * @rx_iter: where the next bytes received go
- * @rx_err: the protocol error that stopped the parser, or 0
+ * @rx_err: the error that stopped the parser, or 0
  * @rx_runs: receiver runs in the work item on TCP, for debugfs
  * @rx_inline_runs: parses in the socket's data_ready callback, for debugfs
  * @config: the session this connection belongs to

@@ -73,19 +73,39 @@ check "fio 4k randwrite QD32 x4, verify crc32c: exit status 0" \
 check "fio rw4: no errors, every block written and verified" \
 	fio_verify_clean rw4 $((4 * REGION_MB * 256)) $((4 * REGION_MB * 256))
 
+# reads_done: reads the device has completed (/sys/block/X/stat).
+reads_done()
+{
+	awk '{ print $1 }' "/sys/block/${DEV#/dev/}/stat"
+}
+
+# reads_past N: the device has completed more than N reads.
+reads_past()
+{
+	[[ $(reads_done) -gt $1 ]]
+}
+
 # The server dies with reads in flight on every connection: they fail,
 # fio ends within the bound, and with no dead-connection timeout the
-# session ends.
+# session ends.  The server is killed only once fio's reads are flowing
+# (fio may take seconds to start on a debug kernel): reads issued after
+# the session has ended find a device of size 0 and see end of file,
+# not an error.
 server_killed()
 {
-	local fpid t0 rc
+	local fpid t0 rc base
 
+	base=$(reads_done)
 	timeout 120 fio --name=killed --filename="$DEV" --ioengine=libaio \
 		--direct=1 --rw=randread --bs=4k --iodepth=32 --numjobs=4 \
 		--size=$((4 * REGION_MB))M --time_based --runtime=60 \
 		--output="$NBD_TMP/killed.out" >/dev/null 2>&1 &
 	fpid=$!
-	sleep 2
+	if ! wait_for 60 reads_past $((base + 500)); then
+		ktap_info "fio completed $(($(reads_done) - base)) reads in 60 s"
+		kill_pid "$fpid"
+		return 1
+	fi
 	kill -KILL "$(cat "$NBD_TMP/mem.pid")"
 	t0=$SECONDS
 	wait "$fpid"

@@ -801,27 +801,3 @@ fio_verify_clean()
 	ktap_info "fio $1: errors=$errs writes=$w reads=$r (want $2 writes, $3 reads)"
 	[[ $errs == 0 && ($2 == - || $w -eq $2) && $r -eq $3 ]]
 }
-
-# check_rx_inline DEV: with this driver, debugfs shows that connection 0
-# parsed replies in the socket's data_ready callback (softirq on TCP,
-# the server's write on a UNIX socket); skipped with the stock driver,
-# which keeps no such count.
-check_rx_inline()
-{
-	if [[ ${NBD_STOCK:-0} == 1 ]]; then
-		skip "replies were parsed in data_ready" "the stock driver has no such count"
-	else
-		check "replies were parsed in data_ready" nbd_rx_inline "$1"
-	fi
-}
-
-nbd_rx_inline()
-{
-	local f=/sys/kernel/debug/nbd/${1#/dev/}/tasks line n
-
-	line=$(grep -m1 '^conn0: receiver ran' "$f" 2>/dev/null)
-	ktap_info "debugfs: ${line:-no receiver line in $f}"
-	n=$(sed -n 's/^conn0: receiver ran \([0-9]*\) times in data_ready.*/\1/p' \
-		<<<"$line")
-	[[ -n $n && $n -gt 0 ]]
-}

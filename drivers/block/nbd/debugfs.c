@@ -28,7 +28,7 @@ static int nbd_dbg_tasks_show(struct seq_file *s, void *unused)
 			   i, nbd_conn_alive(conn) ? "alive" : "dead",
 			   READ_ONCE(conn->requests_sent),
 			   READ_ONCE(conn->replies_received));
-		if (conn->rx_read_sock || conn->rx_unix)
+		if (conn->rx_read_sock)
 			seq_printf(s, "conn%u: receiver ran %llu times in data_ready, %llu in a worker\n",
 				   i, READ_ONCE(conn->rx_inline_runs),
 				   READ_ONCE(conn->rx_runs));

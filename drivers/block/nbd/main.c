@@ -842,7 +842,7 @@ void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config)
 	unsigned int i;
 
 	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
-	/* TCP and AF_UNIX receivers run on nbd_io_wq, others on recv_wq. */
+	/* TCP receivers run on nbd_io_wq, the others on recv_wq. */
 	for (i = 0; i < config->num_conns; i++)
 		nbd_conn_flush_recv(config->conns[i]);
 }
@@ -1209,8 +1209,7 @@ static struct nbd_device *nbd_dev_add(int index)
 		goto out_free_tags;
 
 	/*
-	 * Receivers that wait in recvmsg (neither TCP nor AF_UNIX, see
-	 * nbd_conn_start())
+	 * Receivers that wait in recvmsg (not TCP, see nbd_conn_start())
 	 * run for the life of their connection.  No WQ_MEM_RECLAIM: when
 	 * creating a worker is slow (seen under QEMU TCG), the rescuer takes
 	 * every waiting work item of the queue and runs them one after the

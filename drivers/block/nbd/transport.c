@@ -22,16 +22,13 @@
  * data_ready callback parses the socket buffers with ->read_sock right
  * there in softirq, many replies per call, and completes them; when a
  * task owns the socket it queues a short work item that does the same
- * under lock_sock().  AF_UNIX streams have no ->read_sock, and their
- * data_ready runs in the task of the server writing the reply: the
- * callback reads what came with non-blocking recvmsg calls right there,
- * so the server's write itself completes the request and no worker is
- * woken in between.  Other sockets get a work item that waits in recvmsg
- * for the life of the connection.  Every reply is checked before it
- * touches a request: the magic, the cookie's hardware queue and tag,
- * that the request is on the wire on this very connection, and that the
- * cookie's generation is the one of the current transmission.  Anything
- * else is a protocol violation that closes the connection.
+ * under lock_sock().  AF_UNIX streams have no ->read_sock: there a work
+ * item waits in recvmsg for the life of the connection.  Every reply is
+ * checked before it touches a request: the magic, the cookie's hardware
+ * queue and tag, that the request is on the wire on this very
+ * connection, and that the cookie's generation is the one of the current
+ * transmission.  Anything else is a protocol violation that closes the
+ * connection.
  */
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
@@ -55,13 +52,6 @@
 static int nbd_sendmsg(struct socket *sock, struct msghdr *msg)
 {
 	return READ_ONCE(sock->ops)->sendmsg(sock, msg, msg_data_left(msg));
-}
-
-/* sock_recvmsg() without the security hook (see nbd_rx_unix_read()). */
-static int nbd_recvmsg(struct socket *sock, struct msghdr *msg)
-{
-	return READ_ONCE(sock->ops)->recvmsg(sock, msg, msg_data_left(msg),
-					     msg->msg_flags);
 }
 
 static int nbd_send_buf(struct nbd_conn *conn, void *buf, size_t len,
@@ -494,54 +484,6 @@ static int nbd_rx_recvmsg(struct nbd_conn *conn)
 	}
 }
 
-/*
- * AF_UNIX: take in what the socket holds, without waiting, until it is
- * empty or @budget bytes are in.  Called with rx_lock held.  Return 0
- * when the socket is empty, -EAGAIN when the budget ran out first, or
- * the error that stopped the parser (kept in rx_err, as on TCP).  The
- * read skips the LSM hook: it may run in the server's task (see
- * nbd_rx_data_ready()), whose credentials have no say over the socket.
- */
-static int nbd_rx_unix_read(struct nbd_conn *conn, size_t budget)
-{
-	struct socket *sock = conn->sock;
-	struct msghdr msg;
-	int ret;
-
-	while (!conn->rx_err) {
-		if (!budget)
-			return -EAGAIN;
-		msg = (struct msghdr){ .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
-		msg.msg_iter = conn->rx_iter;
-		ret = nbd_recvmsg(sock, &msg);
-		if (ret == -EAGAIN)
-			return 0;
-		if (ret <= 0) {
-			conn->rx_err = ret ? ret : -ECONNRESET;
-			break;
-		}
-		budget -= min_t(size_t, budget, ret);
-		conn->rx_iter = msg.msg_iter;
-		conn->rx_err = nbd_rx_advance(conn);
-	}
-	return conn->rx_err;
-}
-
-/* The receiver's run on AF_UNIX, in process context. */
-static int nbd_rx_unix_run(struct nbd_conn *conn)
-{
-	int ret;
-
-	mutex_lock(&conn->rx_lock);
-	conn->rx_runs++;
-	do {
-		ret = nbd_rx_unix_read(conn, SZ_1M);
-		cond_resched();
-	} while (ret == -EAGAIN && nbd_conn_alive(conn));
-	mutex_unlock(&conn->rx_lock);
-	return ret == -EAGAIN ? -ESHUTDOWN : ret;
-}
-
 static bool nbd_reap_one(struct request *rq, void *data)
 {
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
@@ -563,73 +505,31 @@ static bool nbd_reap_one(struct request *rq, void *data)
 }
 
 /*
- * AF_UNIX calls data_ready from the writer's sendmsg(), in process
- * context and with no lock held; check that rather than assume it.
- * preemptible() is false without CONFIG_PREEMPT_COUNT, where a held
- * spinlock would not show: the worker reads then.
- */
-static bool nbd_rx_may_sleep(void)
-{
-	return preemptible() && !rcu_preempt_depth();
-}
-
-/* Bytes one data_ready callback takes in on AF_UNIX before handing off. */
-#define NBD_RX_UNIX_BUDGET	SZ_256K
-
-/*
  * Socket callbacks, then a chain to the callback replaced.  New data is
- * parsed on the spot when it can be, so that replies complete without
- * waking a worker:
- *
- * - TCP: when the callback runs in softirq with the socket's spinlock
- *   held and no task owns the socket (the way strparser does).  The
- *   parser's state is thus only ever touched by the socket's owner;
- *   sk_callback_lock, held across the parse, keeps nbd_rx_unhook()
- *   waiting until it is done.
- * - AF_UNIX: in the server's task, which is writing the reply, when it
- *   may sleep and nobody else holds rx_lock.  The parse runs after
- *   sk_callback_lock is dropped; nbd_recv_end() takes rx_lock once it
- *   has unhooked, to wait for it.
- *
- * Otherwise (a task owns the socket, the parser is busy or stopped, the
- * connection is dying, the budget ran out) and on every state change,
- * the receiver's work item runs and takes it from there.
+ * parsed on the spot when the callback runs in softirq with the socket's
+ * spinlock held and no task owns the socket (the way strparser does):
+ * the replies complete without waking a worker.  Otherwise (a task owns
+ * the socket and data_ready runs from its backlog, the parser stopped,
+ * the connection is dying) and on every state change, the receiver's
+ * work item runs and takes it from there.  The parser's state is thus
+ * only ever touched by the socket's owner; sk_callback_lock, held
+ * across the parse, keeps nbd_rx_unhook() waiting until it is done.
  */
 static void nbd_rx_data_ready(struct sock *sk)
 {
-	bool may_sleep = nbd_rx_may_sleep();
-	struct nbd_conn *conn, *unix_conn = NULL;
-	int ret;
+	struct nbd_conn *conn;
 
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_data_ready)) {
-		if (conn->rx_read_sock && in_softirq() &&
-		    !sock_owned_by_user_nocheck(sk) && nbd_conn_alive(conn) &&
-		    !nbd_rx_read_sock_locked(conn))
-			conn->rx_inline_runs++;
-		else if (conn->rx_unix && may_sleep && nbd_conn_alive(conn) &&
-			 mutex_trylock(&conn->rx_lock))
-			unix_conn = conn;
-		else
+		if (!in_softirq() || sock_owned_by_user_nocheck(sk) ||
+		    !nbd_conn_alive(conn) || nbd_rx_read_sock_locked(conn))
 			queue_work(nbd_io_wq, &conn->recv_work);
+		else
+			conn->rx_inline_runs++;
 		conn->rx_data_ready(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
-
-	if (!unix_conn)
-		return;
-	unix_conn->rx_inline_runs++;
-	ret = nbd_rx_unix_read(unix_conn, NBD_RX_UNIX_BUDGET);
-	if (ret)
-		queue_work(nbd_io_wq, &unix_conn->recv_work);
-	/*
-	 * The receiver may end and the connection be freed as soon as the
-	 * lock is free; mutex_unlock() may still touch it after that.
-	 */
-	rcu_read_lock();
-	mutex_unlock(&unix_conn->rx_lock);
-	rcu_read_unlock();
 }
 
 static void nbd_rx_state_change(struct sock *sk)
@@ -683,11 +583,6 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 	 */
 	nbd_rx_unhook(conn);
 	cancel_work(&conn->recv_work);
-	/* A data_ready callback that took rx_lock before is done with it. */
-	if (conn->rx_unix) {
-		mutex_lock(&conn->rx_lock);
-		mutex_unlock(&conn->rx_lock);
-	}
 
 	if (nbd_conn_alive(conn) &&
 	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
@@ -737,8 +632,6 @@ static void nbd_recv_work(struct work_struct *work)
 		noreclaim = memalloc_noreclaim_save();
 		if (conn->rx_read_sock)
 			ret = nbd_rx_read_sock(conn);
-		else if (conn->rx_unix)
-			ret = nbd_rx_unix_run(conn);
 		else
 			ret = nbd_rx_recvmsg(conn);
 		memalloc_noreclaim_restore(noreclaim);
@@ -814,7 +707,6 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 	INIT_WORK(&conn->send_work, nbd_send_work);
 	INIT_WORK(&conn->recv_work, nbd_recv_work);
 	mutex_init(&conn->tx_lock);
-	mutex_init(&conn->rx_lock);
 	conn->config = config;
 	conn->nbd = config->nbd;
 	conn->index = index;
@@ -839,11 +731,7 @@ void nbd_conn_destroy(struct nbd_conn *conn)
 		sockfd_put(conn->sock);
 	}
 	mutex_destroy(&conn->tx_lock);
-	/*
-	 * No mutex_destroy() for rx_lock: a data_ready callback may still
-	 * be in mutex_unlock(), which is why the free waits for RCU.
-	 */
-	kfree_rcu(conn, rcu);
+	kfree(conn);
 }
 
 /**
@@ -854,12 +742,13 @@ void nbd_conn_destroy(struct nbd_conn *conn)
  * recv_threads; the receiver drops both when it ends.
  *
  * On plain TCP the socket's data_ready callback parses replies in
- * softirq, on AF_UNIX streams in the server's task that wrote them; or
- * it queues a short receiver run on the per-CPU I/O workqueue when it
- * cannot (nbd_rx_data_ready()).  State changes always queue one, and
- * the first run takes what came before.  Other sockets (kernel TLS, for
- * one, whose records complete behind its own data_ready) get a receiver
- * that waits in recvmsg on the device's receive workqueue.
+ * softirq, or queues a short receiver run on the per-CPU I/O workqueue
+ * when it cannot (nbd_rx_data_ready()); state changes always queue one,
+ * and the first run takes what came before.  Other sockets
+ * get a receiver that waits in recvmsg on the device's receive
+ * workqueue: AF_UNIX streams have no read_sock, and measured under QEMU
+ * short runs there cost a context switch for a reply's header and
+ * another for its data, where a waiting reader gets both at once.
  */
 void nbd_conn_start(struct nbd_conn *conn)
 {
@@ -872,11 +761,9 @@ void nbd_conn_start(struct nbd_conn *conn)
 	 */
 	conn->rx_read_sock = sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
 			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
-	conn->rx_unix = sk->sk_family == AF_UNIX &&
-			sk->sk_type == SOCK_STREAM;
 	nbd_rx_want_hdr(conn);
 	conn->rx_err = 0;
-	if (conn->rx_read_sock || conn->rx_unix) {
+	if (conn->rx_read_sock) {
 		nbd_rx_hook(conn);
 		queue_work(nbd_io_wq, &conn->recv_work);
 	} else {

@@ -16,7 +16,6 @@
 #include <linux/workqueue.h>
 #include <linux/llist.h>
 #include <linux/mutex.h>
-#include <linux/rcupdate.h>
 #include <linux/uio.h>
 
 #include "proto.h"
@@ -53,10 +52,6 @@ enum {
  * @recv_work: the receiver (see nbd_conn_start())
  * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
  *	the socket's callbacks
- * @rx_unix: AF_UNIX stream: read without waiting, from the socket's
- *	callbacks, in the writing server's sendmsg() when it may sleep
- * @rx_lock: on AF_UNIX, held by whoever reads the socket and runs the
- *	parser: the receiver's work item or a data_ready callback
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
  * @rx_state_change: the same for state_change
  * @rx_hdr: the reply header being read
@@ -65,15 +60,13 @@ enum {
  * @rx_bio: @rx_cmd's bio being filled
  * @rx_iter: where the next bytes received go
  * @rx_err: the error that stopped the parser, or 0
- * @rx_runs: receiver runs in the work item on TCP and AF_UNIX, for debugfs
+ * @rx_runs: receiver runs in the work item on TCP, for debugfs
  * @rx_inline_runs: parses in the socket's data_ready callback, for debugfs
  * @config: the session this connection belongs to
  * @nbd: the device
  * @index: the connection's number (and hardware queue)
  * @requests_sent: requests written, for debugfs
  * @replies_received: replies matched, for debugfs
- * @rcu: frees the connection once a data_ready callback that may still
- *	be unlocking @rx_lock is done with it
  */
 struct nbd_conn {
 	/* submission side */
@@ -97,8 +90,6 @@ struct nbd_conn {
 	 */
 	struct work_struct recv_work;
 	bool rx_read_sock;
-	bool rx_unix;
-	struct mutex rx_lock;		/* AF_UNIX reads and the parser */
 	void (*rx_data_ready)(struct sock *sk);
 	void (*rx_state_change)(struct sock *sk);
 	struct nbd_reply rx_hdr;
@@ -116,7 +107,6 @@ struct nbd_conn {
 
 	u64 requests_sent;
 	u64 replies_received;
-	struct rcu_head rcu;
 };
 
 static inline bool nbd_conn_alive(struct nbd_conn *conn)

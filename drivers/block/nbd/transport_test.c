@@ -924,39 +924,16 @@ static void nbd_transport_out_of_order(struct kunit *test)
 	vfree(in);
 }
 
-/*
- * Many replies in flight, parsed as they come in by the socket's
- * data_ready callback: in softirq on TCP, in the fake server's thread
- * (the writer) on AF_UNIX.
- */
-struct many_case {
-	const char *desc;
-	bool tcp;
-};
-
-static const struct many_case many_cases[] = {
-	{ "unix", false },
-	{ "tcp", true },
-};
-
-static void many_desc(const struct many_case *c, char *desc)
+/* Many replies in flight over TCP, parsed as they come in. */
+static void nbd_transport_tcp_many(struct kunit *test)
 {
-	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(many, many_cases, many_desc);
-
-static void nbd_transport_many(struct kunit *test)
-{
-	const struct many_case *c = test->param_value;
 	struct nbd_conn *conn;
 	void *out, *in;
 
 	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
-						  c->tcp), 0);
+						  true), 0);
 	conn = nbd_fixture_conn(test, 0);
-	KUNIT_EXPECT_EQ(test, conn->rx_read_sock, c->tcp);
-	KUNIT_EXPECT_EQ(test, conn->rx_unix, !c->tcp);
+	KUNIT_EXPECT_TRUE(test, conn->rx_read_sock);
 	out = nbd_fixture_buf(test, 64 * FAKE_BS, 0);
 	in = nbd_fixture_buf(test, 64 * FAKE_BS, 0);
 	get_random_bytes(out, 64 * FAKE_BS);
@@ -968,7 +945,7 @@ static void nbd_transport_many(struct kunit *test)
 
 	KUNIT_EXPECT_MEMEQ(test, in, out, 64 * FAKE_BS);
 	KUNIT_EXPECT_GE(test, conn->replies_received, 128);
-	/* replies parsed where they came in, not only by the worker */
+	/* replies came in while no task held the socket: parsed in softirq */
 	KUNIT_EXPECT_GT(test, conn->rx_inline_runs, 0);
 	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(conn));
 	vfree(out);
@@ -1294,7 +1271,7 @@ static struct kunit_case nbd_transport_cases[] = {
 	KUNIT_CASE(nbd_transport_multi_conn_primary),
 	KUNIT_CASE(nbd_transport_multi_conn_overflow),
 	KUNIT_CASE(nbd_transport_multi_conn_refused),
-	KUNIT_CASE_PARAM(nbd_transport_many, many_gen_params),
+	KUNIT_CASE(nbd_transport_tcp_many),
 	KUNIT_CASE_PARAM(nbd_transport_dribble, dribble_gen_params),
 	KUNIT_CASE(nbd_transport_sock_in_use),
 	KUNIT_CASE_PARAM(nbd_transport_hostile, hostile_gen_params),

@@ -28,7 +28,7 @@ STALL=$((T * 10))		# a stalled request sleeps this long
 nbd_test_init
 ktap_plan 21
 ktap_info "module: $(nbd_module_desc)"
-require_cmds nbdkit fio perl dd
+require_cmds python3 qemu-nbd fio perl dd
 
 NBDCTL=${NBDCTL:-}
 [[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
@@ -61,23 +61,26 @@ kernel_says()	# kernel_says PATTERN: a kernel line since the mark matches
 }
 
 # --- a server that stalls on demand -------------------------------------------
-# slow_server NAME: a shell-scripted nbdkit on a file; every connection
-# gets a handle c0, c1, ...  A request sleeps SECS first while the file
-# $NBD_TMP/NAME.stall-cN (that connection) or NAME.stall-all exists and
+# slow_server NAME: nbd_stall_server.py on a file; its connections are
+# c0, c1, ... in the order they came.  A request sleeps SECS first while
+# the file $NBD_TMP/NAME.stall-cN (that connection) or NAME.stall-all
 # holds SECS.
 slow_server()
 {
-	local name=$1 disk=$NBD_TMP/$1.img st=$NBD_TMP/$1.stall
-	local wait_="for f in $st-\$2 $st-all; do [ -s \$f ] && sleep \$(cat \$f) && break; done"
+	local name=$1 sock pid
 
-	truncate -s $SIZE "$disk"
-	nbdkit_start "$name" eval \
-		thread_model='echo parallel' \
-		open='n=$(cat "$tmpdir/n" 2>/dev/null || echo 0); echo $((n + 1)) >"$tmpdir/n"; echo c$n' \
-		get_size="echo $SIZE" can_write='exit 0' can_multi_conn='exit 0' \
-		can_flush='exit 0' flush='exit 0' \
-		pread="$wait_; dd if=$disk iflag=skip_bytes,count_bytes skip=\$4 count=\$3 bs=64k status=none" \
-		pwrite="$wait_; dd of=$disk oflag=seek_bytes conv=notrunc seek=\$4 bs=64k iflag=fullblock status=none"
+	sock=$(nbd_sock "$name")
+	truncate -s $SIZE "$NBD_TMP/$name.img"
+	rm -f "$sock"
+	python3 "$(dirname "$0")/nbd_stall_server.py" "$sock" "$NBD_TMP/$name.img" \
+		"$NBD_TMP/$name.stall" 2>"$NBD_TMP/$name.log" &
+	pid=$!
+	track_pid "$pid"
+	if ! wait_for 20 test -S "$sock" || ! kill -0 "$pid" 2>/dev/null; then
+		echo "# the stalling server did not start:"
+		ktap_info_file "$NBD_TMP/$name.log"
+		return 1
+	fi
 }
 stall()		# stall NAME WHO SECS: requests of WHO (cN or all) sleep SECS
 {
@@ -101,7 +104,7 @@ stalled_writes()
 {
 	local i p pids=() bad=0
 
-	# 32 blocks each: the scripted server runs a shell per request.
+	# 32 blocks of 4 KiB each, one request per block.
 	head -c $((512 << 10)) /dev/urandom >"$NBD_TMP/stall.in"
 	for i in 0 1 2 3; do
 		dd if="$NBD_TMP/stall.in" of="$DEV" bs=4k skip=$((i * 32)) \
@@ -117,7 +120,7 @@ stalled_writes()
 		status=none && cmp "$NBD_TMP/stall.in" "$NBD_TMP/stall.out"
 }
 check "512 KiB written by 4 writers while connection 0 stalls read back intact" \
-	stalled_writes
+	stalled_writes || ktap_info_file "$NBD_TMP/two.log"
 unstall two c0
 check "the kernel timed a request out and closed that connection" \
 	kernel_says 'connection 0: .* timed out, closing the connection'

@@ -674,23 +674,34 @@ nbd_server_stop()
 	kill_pid "$pid"
 }
 
-# qemunbd_start NAME [QEMU-NBD ARGS...] FILE: qemu-nbd serving on a socket.
-qemunbd_start()
+# server_start NAME CMD [ARGS...]: run CMD in the background (its output
+# in $NBD_TMP/NAME.log, killed at exit) and wait for it to create the
+# socket $(nbd_sock NAME), which it is expected to listen on.
+server_start()
 {
 	local name=$1 sock pid
 
 	shift
 	sock=$(nbd_sock "$name")
 	rm -f "$sock"
-	qemu-nbd -t -k "$sock" "$@" >"$NBD_TMP/$name.log" 2>&1 &
+	"$@" >"$NBD_TMP/$name.log" 2>&1 &
 	pid=$!
 	track_pid "$pid"
 	if ! wait_for 20 test -S "$sock" || ! kill -0 "$pid" 2>/dev/null; then
-		echo "# qemu-nbd $* did not start:"
+		echo "# ${1##*/} did not start:"
 		ktap_info_file "$NBD_TMP/$name.log"
 		return 1
 	fi
 	return 0
+}
+
+# qemunbd_start NAME [QEMU-NBD ARGS...] FILE: qemu-nbd serving on a socket.
+qemunbd_start()
+{
+	local name=$1
+
+	shift
+	server_start "$name" qemu-nbd -t -k "$(nbd_sock "$name")" "$@"
 }
 
 # hostile_server_bin: path of nbd_hostile_server, built into $NBD_TMP

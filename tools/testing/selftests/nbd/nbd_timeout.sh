@@ -67,20 +67,11 @@ kernel_says()	# kernel_says PATTERN: a kernel line since the mark matches
 # holds SECS.
 slow_server()
 {
-	local name=$1 sock pid
+	local name=$1
 
-	sock=$(nbd_sock "$name")
 	truncate -s $SIZE "$NBD_TMP/$name.img"
-	rm -f "$sock"
-	python3 "$(dirname "$0")/nbd_stall_server.py" "$sock" "$NBD_TMP/$name.img" \
-		"$NBD_TMP/$name.stall" 2>"$NBD_TMP/$name.log" &
-	pid=$!
-	track_pid "$pid"
-	if ! wait_for 20 test -S "$sock" || ! kill -0 "$pid" 2>/dev/null; then
-		echo "# the stalling server did not start:"
-		ktap_info_file "$NBD_TMP/$name.log"
-		return 1
-	fi
+	server_start "$name" python3 "$(dirname "$0")/nbd_stall_server.py" \
+		"$(nbd_sock "$name")" "$NBD_TMP/$name.img" "$NBD_TMP/$name.stall"
 }
 stall()		# stall NAME WHO SECS: requests of WHO (cN or all) sleep SECS
 {

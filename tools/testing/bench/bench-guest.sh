@@ -313,12 +313,13 @@ slab_kib_median()
 
 # Kernel memory of a driver, amplified to rise above the noise: loading
 # it with MEM_DEVS devices (per device), one idle connection on each of
-# four devices (per connection), and QD32 of 4k reads on each of those
-# four (per in-flight request: 128 of them; unreclaimable slab only, as
+# MEM_CONNS devices (per connection), and QD32 of 4k reads on four of
+# those (per in-flight request: 128 of them; unreclaimable slab only, as
 # free-page counts move by megabytes between readings).  Also the exact size of the
 # driver's per-request data (struct nbd_cmd, from the module's BTF),
 # which blk-mq allocates for every tag.
 MEM_DEVS=32
+MEM_CONNS=16	# the page allocator's free lists move by megabytes
 measure_memory()
 {
 	local client=$1 round=$2 k0 k1 k2 idle busy pdu fio_pid i args=()
@@ -334,8 +335,10 @@ measure_memory()
 			2>>"$OUT/bench.log" | sed -n 's/^\$1 = \([0-9]*\)$/\1/p')
 		log "struct nbd_cmd from $NBD_KO's DWARF: ${pdu:-not found}"
 	fi
-	for i in 0 1 2 3; do
+	for ((i = 0; i < MEM_CONNS; i++)); do
 		attach unix 1 /dev/nbd$i
+	done
+	for i in 0 1 2 3; do
 		args+=(--name=mem$i --filename=/dev/nbd$i)
 	done
 	k2=$(kernel_kib_settled)
@@ -347,22 +350,23 @@ measure_memory()
 	sleep 2
 	busy=$(slab_kib_median 9 0.3)
 	wait "$fio_pid"
-	for i in 0 1 2 3; do
+	for ((i = 0; i < MEM_CONNS; i++)); do
 		detach /dev/nbd$i
 	done
 	unload_module
 	awk -v kr="$KREL" -v r="$round" -v c="$client" -v dev=$((k1 - k0)) \
-		-v n=$MEM_DEVS -v conn=$((k2 - k1)) -v fl=$((busy - idle)) \
+		-v n=$MEM_DEVS -v conn=$((k2 - k1)) -v nc=$MEM_CONNS \
+		-v fl=$((busy - idle)) \
 		-v pdu="$pdu" 'BEGIN {
 		p = kr "," r "," c ","
 		printf "%sper_device,%.1f\n", p, dev / n
-		printf "%sper_connection,%.1f\n", p, conn / 4
+		printf "%sper_connection,%.1f\n", p, conn / nc
 		printf "%sinflight_128,%.1f\n", p, fl
 		printf "%sper_request,%.2f\n", p, fl / 128
 		if (pdu != "")
 			printf "%spdu_bytes,%s\n", p, pdu
 	}' >>"$MEM"
-	log "$client memory: $MEM_DEVS devices $((k1 - k0)) KiB, 4 idle connections $((k2 - k1)) KiB, 128 reads in flight $((busy - idle)) KiB, struct nbd_cmd ${pdu:-?} bytes"
+	log "$client memory: $MEM_DEVS devices $((k1 - k0)) KiB, $MEM_CONNS idle connections $((k2 - k1)) KiB, 128 reads in flight $((busy - idle)) KiB, struct nbd_cmd ${pdu:-?} bytes"
 }
 
 # Swap "stock" and "ours" in a list of clients.

@@ -47,7 +47,7 @@ JOBS = ("randread-4k-qd1", "randread-4k-qd32", "randwrite-4k-qd32",
 TRANSPORTS = {"unix": "unix socket", "tcp": "loopback TCP"}
 MEM_METRICS = {
     "per_device": "KiB per device: module loaded with 32 devices, / 32",
-    "per_connection": "KiB per idle connection: 4 devices connected, / 4",
+    "per_connection": "KiB per idle connection: 16 devices connected, / 16 (4 before 2026-11-22)",
     "inflight_128": "KiB more unreclaimable slab with 4 devices × 32 "
                     "4k reads in flight",
     "per_request": "KiB per in-flight request: inflight_128 / 128",

@@ -3,6 +3,7 @@
 #
 # Runs inside the demo VM (see demo.sh): attach, mkfs, mount, use, detach.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/errtrap.sh"
 
 step() { printf '\n==> %s\n' "$*"; }
 work=$(mktemp -d)

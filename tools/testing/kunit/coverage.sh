@@ -5,6 +5,7 @@
 # into an lcov report for drivers/block/nbd/*.c and print the per-file
 # line coverage.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 

@@ -4,6 +4,7 @@
 # Build this repository's nbd module for one kernel release, out of the
 # source tree, and print the absolute path of the built nbd.ko.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -6,6 +6,7 @@
 # /lib/modules/R/build; or "debug" to the debug kernel that
 # debug-kernel.sh built into the cache.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 DEFAULT_ALIASES=(6.1 6.12)

@@ -5,6 +5,7 @@
 # print the path of the unpacked tree.  Used by debug-kernel.sh and
 # tools/testing/kunit/run.sh, each with its own copy of the tree.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 TARBALL=${NBD_LINUX_SOURCE:-/usr/src/linux-source-6.12.tar.xz}

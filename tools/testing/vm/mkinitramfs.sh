@@ -6,6 +6,7 @@
 # system read-only over 9p under a tmpfs overlay and switch_roots into it,
 # running the second stage (guest-init.sh) from the host root.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)

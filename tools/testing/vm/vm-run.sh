@@ -6,6 +6,7 @@
 # report whether it passed: command exit status 0, nbd unloaded afterwards,
 # no kernel warning/oops in dmesg.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)

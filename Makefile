@@ -7,6 +7,7 @@
 #   make install              install to /lib/modules/<release>/updates
 #   make check                run every test (VMs on 6.1, 6.12, debug; KUnit)
 #   make demo                 attach /dev/nbd0 in a VM and use it
+#   make firstrun             test setup.sh and the first-run paths (no VM)
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
 #   make kunit-coverage       the same with gcov, and an lcov report
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
@@ -52,6 +53,9 @@ check: setup
 demo:
 	tools/testing/demo.sh --kernel $(KERNEL)
 
+firstrun:
+	tools/testing/firstrun/run.sh
+
 # Extra arguments for kunit.py run, e.g. KUNIT_ARGS="--raw_output".
 KUNIT_ARGS ?=
 
@@ -68,8 +72,8 @@ debug-kernel:
 # BENCH_ARGS="--kernel 6.12 --quick".
 BENCH_ARGS ?=
 
-bench: setup
+bench:
 	tools/testing/bench/bench.sh $(BENCH_ARGS)
 
-.PHONY: all modules clean install setup check demo kunit kunit-coverage \
-	debug-kernel bench
+.PHONY: all modules clean install setup check demo firstrun kunit \
+	kunit-coverage debug-kernel bench

@@ -8,6 +8,7 @@
 #
 #   tools/testing/demo.sh [--kernel 6.1|6.12]
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/errtrap.sh"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 kernel=6.12
@@ -15,7 +16,13 @@ if [ "${1:-}" = "--kernel" ] && [ -n "${2:-}" ]; then
 	kernel=$2
 fi
 
-"$REPO/tools/testing/vm/setup.sh"
+die() {
+	echo "demo.sh: $*" >&2
+	exit 1
+}
+
+"$REPO/tools/testing/vm/setup.sh" ||
+	die "setup.sh failed: the demo needs the packages it installs (see above)"
 cd "$REPO"
 # nbdctl, the project's helper, attaches the device; the VM runs it from
 # the host's cache (the guest's /tmp is its own).

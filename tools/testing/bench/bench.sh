@@ -6,6 +6,7 @@
 # rounds (bench-guest.sh), then a markdown report and charts (report.py).
 # Not a test: it never fails on a number.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -70,6 +71,10 @@ if [[ $QUICK == 1 ]]; then
 	: "${BENCH_TRANSPORTS:=unix}"
 fi
 
+# The bench needs the VM tools and its own extras (gnuplot for the charts).
+"$VM/setup.sh" ||
+	die "setup.sh failed: the benchmark needs the packages it installs (see above)"
+
 krels=()
 for k in "${KERNELS[@]}"; do
 	krels+=("$("$VM/kernels.sh" "$k")") || die "no kernel '$k'"
@@ -86,7 +91,7 @@ OUT=$(cd "$OUT" && pwd -P)
 
 for tool in fio nbdkit nbd-client gnuplot; do
 	command -v $tool >/dev/null ||
-		die "$tool not found: run tools/testing/vm/setup.sh"
+		die "$tool not found although setup.sh succeeded: is it on PATH ($PATH)?"
 done
 
 envs=(--env "BENCH_ROUNDS=$ROUNDS" --env "BENCH_RUNTIME=$RUNTIME")

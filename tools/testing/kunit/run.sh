@@ -5,6 +5,7 @@
 # drivers/block/nbd/ into an unpacked Debian linux-source-6.12 (in place of
 # upstream's nbd.c) and run tools/testing/kunit/kunit.py there.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -73,7 +74,10 @@ fi
 if [[ ! -f $TARBALL ]] || ! command -v rsync >/dev/null ||
 	{ [[ $COVERAGE -eq 1 ]] && ! command -v lcov >/dev/null; }; then
 	echo "$PROG: installing what is missing with setup.sh" >&2
-	"$VM_DIR/setup.sh" >&2 || die "setup.sh failed"
+	"$VM_DIR/setup.sh" >&2 ||
+		die "setup.sh failed: the UML build needs the kernel source and rsync (see above)"
+	[[ -f $TARBALL ]] ||
+		die "no $TARBALL after setup.sh: it comes from 'apt-get install linux-source-6.12'; NBD_LINUX_SOURCE=${NBD_LINUX_SOURCE:-} names another file"
 fi
 
 mkdir -p "$CACHE"

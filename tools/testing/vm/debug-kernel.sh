@@ -5,6 +5,7 @@
 # from Debian's linux-source-6.12, with the stock nbd as a module, and
 # install it into the cache: vm-run.sh --kernel debug boots it.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../errtrap.sh"
 
 PROG=${0##*/}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -88,7 +89,10 @@ fi
 
 if [[ ! -f $TARBALL ]]; then
 	echo "$PROG: $TARBALL missing, running setup.sh" >&2
-	"$SCRIPT_DIR/setup.sh" >&2 || die "setup.sh failed"
+	"$SCRIPT_DIR/setup.sh" >&2 ||
+		die "setup.sh failed: the kernel source and build tools are needed (see above)"
+	[[ -f $TARBALL ]] ||
+		die "no $TARBALL after setup.sh: it comes from 'apt-get install linux-source-6.12'; NBD_LINUX_SOURCE=${NBD_LINUX_SOURCE:-} names another file"
 fi
 
 mkdir -p "$OUT"

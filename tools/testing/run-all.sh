@@ -10,7 +10,9 @@
 #     and nbd unloadable at the end;
 #   - the KUnit suites on UML (make kunit);
 #   - nbdctl: built without a warning, its host tests (no VM), and in the
-#     VMs nbd_nbdctl and nbd_persist, also with each kernel's stock nbd.ko.
+#     VMs nbd_nbdctl and nbd_persist, also with each kernel's stock nbd.ko;
+#   - the first run of a new user (tools/testing/firstrun/run.sh): setup.sh
+#     and the other first-run paths against a fake, empty Debian.
 # The per-kernel jobs and the UML run are independent: they run two at a
 # time (a TCG VM keeps one core busy), and each job's output is printed
 # when it ends.
@@ -18,6 +20,7 @@
 #   NBD_KERNELS="6.1 6.12 debug"  kernels to test (aliases or releases)
 #   NBD_KUNIT=1                   0: skip the KUnit run on UML
 #   NBD_NBDCTL_TESTS=1            0: skip nbdctl's host tests
+#   NBD_FIRSTRUN_TESTS=1          0: skip the first-run tests
 #   NBD_TESTS="nbd_dd ..."        run only these selftests
 #   NBD_PARALLEL=2                jobs at once
 #   NBD_DEBUG_SKIP="nbd_dd|..."   selftests the debug kernel leaves out
@@ -270,6 +273,23 @@ nbdctl_job() {
 	echo "# nbdctl host tests: $((SECONDS - t0)) s"
 }
 
+# firstrun_job: setup.sh and the first-run paths on a fake fresh Debian.
+firstrun_job() {
+	local log="$RESULTS/firstrun-tests.log" sum p f
+
+	"$REPO/tools/testing/firstrun/run.sh" >"$log" 2>&1
+	cat "$log"
+	sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	if [ -n "$sum" ]; then
+		p=${sum%% passed*}
+		f=${sum#*passed, }
+		f=${f%% failed*}
+		echo "# counts $p $f first-run tests"
+	else
+		result "first-run tests ran" 1
+	fi
+}
+
 # Jobs, longest first.
 jobs_list=()
 # The debug kernel's selftests take as long as all the rest: two halves.
@@ -281,6 +301,7 @@ for k in $KERNELS; do
 done
 [ "$KUNIT" = 0 ] || jobs_list+=("kunit")
 [ "${NBD_NBDCTL_TESTS:-1}" = 0 ] || jobs_list+=("nbdctl")
+[ "${NBD_FIRSTRUN_TESTS:-1}" = 0 ] || jobs_list+=("firstrun")
 
 # collect NAME FILE: print a finished job's output and count its results.
 collect() {
@@ -323,6 +344,7 @@ for j in "${jobs_list[@]}"; do
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
 	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
+	firstrun) firstrun_job >"$out" 2>&1 & ;;
 	*) kernel_job ${j#kernel } >"$out" 2>&1 & ;;
 	esac
 	job_out[$!]=$out

@@ -262,6 +262,27 @@ case_not_root()
 	check "not root: lists what is missing" \
 		eval 'has_err "qemu-system-x86" && has_err "linux-image-6.12.N"'
 	check "not root: apt not run" no_apt
+
+	fake_system
+	install_fake "${PACKAGES[@]}" "linux-image-$NEWEST" "linux-headers-$NEWEST"
+	echo 1000 >"$NBD_FAKE_APT/uid"
+	run "$SETUP" --upgrade
+	check "not root, --upgrade: says it needs root, apt not run" \
+		eval 'told "check root" && has_err "upgrade" && no_apt'
+}
+
+case_check()
+{
+	fake_system --bare
+	install_fake "${PACKAGES[@]}"
+	sed -i '/^nbdkit$/d' "$NBD_FAKE_APT/installed"
+	run "$SETUP" --check
+	check "--check: exits 1 and names what is missing, installs nothing" \
+		eval '[[ $rc -eq 1 ]] && has_err "missing: nbdkit a linux-image-6.12.N" && no_apt'
+	install_fake nbdkit "linux-image-$NEWEST" "linux-headers-$NEWEST"
+	run "$SETUP" --check
+	check "--check, everything installed: exits 0, apt not run" \
+		eval '[[ $rc -eq 0 ]] && no_apt'
 }
 
 # The other first-run paths: each stops with a message when its input is
@@ -354,7 +375,7 @@ case_errtrap()
 	# Every set -e script under tools/ and .ci/ uses it.
 	local f missing=()
 	while IFS= read -r f; do
-		grep -q -E '^[[:space:]]*set -[a-zA-Z]*e' "$REPO/$f" || continue
+		grep -q -E '^set -[a-zA-Z]*e' "$REPO/$f" || continue
 		grep -q -E '^\. .*errtrap\.sh"?$' "$REPO/$f" || missing+=("$f")
 	done < <(git -C "$REPO" ls-files tools .ci | grep -v -E '\.(c|h|py|md|rst|png|csv|log|dmesg|config)$')
 	rc=${#missing[@]}
@@ -365,7 +386,7 @@ case_errtrap()
 }
 
 ALL=(fresh installed no_612 612_headers update_fails offline install_fails
-     no_candidate no_security not_root debug_kernel kunit bench demo errtrap)
+     no_candidate no_security not_root check debug_kernel kunit bench demo errtrap)
 cases=("$@")
 [[ ${#cases[@]} -gt 0 ]] || cases=("${ALL[@]}")
 [[ ${#PACKAGES[@]} -gt 10 ]] ||

@@ -145,10 +145,14 @@ if [[ $CHECK -eq 1 ]]; then
 	exit 1
 fi
 
-[[ $(id -u) -eq 0 ]] ||
+if [[ $(id -u) -ne 0 ]]; then
+	[[ ${#what[@]} -gt 0 ]] ||
+		die "step 'check root': --upgrade installs, which needs root" \
+			"Run it again as root: $0 --upgrade"
 	die "step 'check root': installing needs root, and ${#what[@]} things are missing:" \
 		"${what[*]}" \
 		"Run it again as root (sudo make ...), or as root: $0"
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 LOCK_TIMEOUT=${NBD_APT_LOCK_TIMEOUT:-300}

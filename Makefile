@@ -29,10 +29,19 @@ endif
 
 all: modules
 
+# The first `make` on a machine without the kernel's headers: say what to
+# install rather than let make stop at a missing directory.
+kdir_check = @test -d $(KDIR) || { echo "nbd: no kernel build tree at \
+$(KDIR): install the headers of the kernel (apt-get install \
+linux-headers-$$(uname -r)), or build for another one with make KDIR=DIR" >&2; \
+exit 1; }
+
 modules:
+	$(kdir_check)
 	$(MAKE) $(KBUILD_ARGS) modules
 
 clean:
+	$(kdir_check)
 	$(MAKE) $(KBUILD_ARGS) clean
 
 # updates/ is searched before the kernel's own modules.  No signing: an

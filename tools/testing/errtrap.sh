@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 #
 # The error trap of the shell scripts under tools/ that run with `set -e`.
 #

@@ -255,39 +255,35 @@ else
 	tail -20 "$RESULTS/nbdctl-build.log"
 fi
 
-# nbdctl_job: nbdctl's host tests (ASan + UBSan build, real and fake servers).
-nbdctl_job() {
-	local t0=$SECONDS log="$RESULTS/nbdctl-tests.log" sum p f
+# host_tests_job NAME LOG SCRIPT: a host test script that ends with
+# "N passed, N failed"; its counts are NAME's.
+host_tests_job() {
+	local name=$1 log=$2 t0=$SECONDS sum p f
 
-	"$REPO/tools/nbdctl/tests/run.sh" >"$log" 2>&1
+	"$3" >"$log" 2>&1
 	cat "$log"
 	sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 	if [ -n "$sum" ]; then
 		p=${sum%% passed*}
 		f=${sum#*passed, }
 		f=${f%% failed*}
-		echo "# counts $p $f nbdctl host tests"
+		echo "# counts $p $f $name"
 	else
-		result "nbdctl host tests ran" 1
+		result "$name ran" 1
 	fi
-	echo "# nbdctl host tests: $((SECONDS - t0)) s"
+	echo "# $name: $((SECONDS - t0)) s"
 }
 
-# firstrun_job: setup.sh and the first-run paths on a fake fresh Debian.
-firstrun_job() {
-	local log="$RESULTS/firstrun-tests.log" sum p f
+# nbdctl's host tests (ASan + UBSan build, real and fake servers).
+nbdctl_job() {
+	host_tests_job "nbdctl host tests" "$RESULTS/nbdctl-tests.log" \
+		"$REPO/tools/nbdctl/tests/run.sh"
+}
 
-	"$REPO/tools/testing/firstrun/run.sh" >"$log" 2>&1
-	cat "$log"
-	sum=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
-	if [ -n "$sum" ]; then
-		p=${sum%% passed*}
-		f=${sum#*passed, }
-		f=${f%% failed*}
-		echo "# counts $p $f first-run tests"
-	else
-		result "first-run tests ran" 1
-	fi
+# setup.sh and the first-run paths on a fake fresh Debian.
+firstrun_job() {
+	host_tests_job "first-run tests" "$RESULTS/firstrun-tests.log" \
+		"$REPO/tools/testing/firstrun/run.sh"
 }
 
 # Jobs, longest first.

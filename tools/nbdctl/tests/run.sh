@@ -25,9 +25,7 @@ pidfiles=()
 # The sanitizer build goes to a directory of its own (make O=), so the
 # tree's plain build is never touched.
 build=$tmp/build
-passed=0
-failed=0
-n=0
+. "$dir/../testing/tap.sh"
 
 cleanup()
 {
@@ -49,27 +47,6 @@ trap 'exit 130' INT TERM
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-
-ok()
-{
-	n=$((n + 1))
-	passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-# not_ok DESC [DETAIL...]
-not_ok()
-{
-	local line
-
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		printf '%s\n' "$line" | head -n 20 | sed 's/^/#   /'
-	done
-}
 
 # run ARGS...: nbdctl's stdout/stderr in $tmp/out, $tmp/err; status in $rc.
 run()

@@ -25,36 +25,14 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/nbd-firstrun.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-passed=0
-failed=0
-n=0
+. "$HERE/../tap.sh"
+TAP_DETAIL_LINES=30
 
 # The packages setup.sh installs: its PACKAGES array, comments dropped.
 mapfile -t PACKAGES < <(sed -n '/^PACKAGES=(/,/^)/p' "$SETUP" |
 	sed -e '1d;$d' -e 's/#.*//' | tr -s ' \t' '\n\n' | sed '/^$/d')
 K612=(9 110 117)	# 6.12.N in the fake archive; sort -V must pick 117
 NEWEST=6.12.117+deb12-amd64
-
-ok()
-{
-	n=$((n + 1))
-	passed=$((passed + 1))
-	echo "ok $n - $1"
-}
-
-# not_ok DESC [DETAIL...]
-not_ok()
-{
-	local line
-
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		printf '%s\n' "$line" | head -n 30 | sed 's/^/#   /'
-	done
-}
 
 # fake_system [--bare]: a new fake Debian in $NBD_FAKE_APT: an archive with
 # every package of setup.sh and three 6.12 kernels, package lists present

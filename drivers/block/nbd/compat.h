@@ -65,6 +65,18 @@ struct nbd_qlimits {
 	bool rotational;
 };
 
+/*
+ * BLK_STS_INVAL ("invalid size or alignment", EINVAL to the caller) came
+ * with the block layer's atomic write checks (Linux 6.11, "block: Add
+ * core atomic write support" and the series around it).  Before it, no
+ * block status maps to EINVAL: use EIO's.
+ */
+#ifdef BLK_STS_INVAL
+#define NBD_STS_INVAL	BLK_STS_INVAL
+#else
+#define NBD_STS_INVAL	BLK_STS_IOERR
+#endif
+
 #ifdef NBD_HAVE_QUEUE_FEATURES
 static inline void nbd_qlimits_fill(struct queue_limits *lim,
 				    const struct nbd_qlimits *l)

@@ -22,11 +22,12 @@ static_assert(sizeof(struct nbd_reply) == NBD_SIMPLE_REPLY_SIZE);
  * @out: the command to send
  *
  * Only commands the server advertised are produced: a discard or a
- * write-zeroes the server cannot take, or a write to a read-only export,
- * is refused here rather than sent.
+ * write-zeroes the server cannot take, or a write, trim or write-zeroes
+ * to a read-only export, is refused here rather than sent.  FLUSH goes to
+ * a read-only export that advertises it: fsync() there must succeed.
  *
  * Return: 0, -EOPNOTSUPP for an operation the export does not support, or
- * -EIO for a write to a read-only export.
+ * -EROFS for one that would change a read-only export.
  */
 int nbd_build_wire_cmd(enum req_op op, blk_opf_t opf, u64 offset, u32 length,
 		       u32 server_flags, struct nbd_wire_cmd *out)
@@ -64,8 +65,9 @@ int nbd_build_wire_cmd(enum req_op op, blk_opf_t opf, u64 offset, u32 length,
 		return -EOPNOTSUPP;
 	}
 
-	if (type != NBD_CMD_READ && (server_flags & NBD_FLAG_READ_ONLY))
-		return -EIO;
+	if (type != NBD_CMD_READ && type != NBD_CMD_FLUSH &&
+	    (server_flags & NBD_FLAG_READ_ONLY))
+		return -EROFS;
 	if ((opf & REQ_FUA) && type != NBD_CMD_READ &&
 	    type != NBD_CMD_FLUSH && (server_flags & NBD_FLAG_SEND_FUA))
 		flags |= NBD_CMD_FLAG_FUA >> 16;
@@ -120,7 +122,10 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_decode_simple_reply);
  *
  * Upstream maps every error to EIO; telling "no space" and "not
  * supported" apart lets filesystems react sensibly (ENOSPC instead of a
- * read-only remount, for example).
+ * read-only remount, for example).  The table, with the errno each
+ * status becomes, is in Documentation/admin-guide/blockdev/nbd.rst.
+ * Unknown numbers are EINVAL's, as the protocol says.  NBD_ESHUTDOWN
+ * never gets here: that request is resent (the receiver's business).
  *
  * Return: the block status to complete the request with.
  */
@@ -129,17 +134,56 @@ blk_status_t nbd_error_to_status(u32 error)
 	switch (error) {
 	case 0:
 		return BLK_STS_OK;
+	case NBD_EPERM:
+		return BLK_STS_TARGET;		/* EREMOTEIO: refused */
+	case NBD_EIO:
+	case NBD_EOVERFLOW:			/* only for NBD_CMD_FLAG_DF */
+	case NBD_ESHUTDOWN:
+		return BLK_STS_IOERR;
+	case NBD_ENOMEM:
+		return BLK_STS_RESOURCE;	/* ENOMEM */
 	case NBD_ENOSPC:
 		return BLK_STS_NOSPC;
 	case NBD_ENOTSUP:
-		return BLK_STS_NOTSUPP;
-	case NBD_ENOMEM:
-		return BLK_STS_RESOURCE;
+		return BLK_STS_NOTSUPP;		/* EOPNOTSUPP */
+	case NBD_EINVAL:
 	default:
-		return BLK_STS_IOERR;
+		return NBD_STS_INVAL;		/* EINVAL; EIO before 6.11 */
 	}
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_error_to_status);
+
+/**
+ * nbd_error_name() - an NBD error number's name for messages
+ * @error: the error from a reply
+ *
+ * Return: a static string ("unknown" for numbers the protocol does not
+ * define).
+ */
+const char *nbd_error_name(u32 error)
+{
+	switch (error) {
+	case NBD_EPERM:
+		return "EPERM";
+	case NBD_EIO:
+		return "EIO";
+	case NBD_ENOMEM:
+		return "ENOMEM";
+	case NBD_EINVAL:
+		return "EINVAL";
+	case NBD_ENOSPC:
+		return "ENOSPC";
+	case NBD_EOVERFLOW:
+		return "EOVERFLOW";
+	case NBD_ENOTSUP:
+		return "ENOTSUP";
+	case NBD_ESHUTDOWN:
+		return "ESHUTDOWN";
+	default:
+		return "unknown";
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_error_name);
 
 /**
  * nbd_cmd_name() - a command's name for messages

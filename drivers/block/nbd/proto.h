@@ -12,6 +12,8 @@
 #include <linux/blk_types.h>
 #include <linux/blk-mq.h>
 
+#include "compat.h"
+
 /*
  * Out of tree the target kernel's include/uapi/linux/nbd.h would shadow
  * ours and may lack newer constants: include this tree's copy by path.
@@ -82,6 +84,7 @@ void nbd_encode_request(struct nbd_request *req,
 int nbd_decode_simple_reply(const struct nbd_reply *reply, u64 *cookie,
 			    u32 *error);
 blk_status_t nbd_error_to_status(u32 error);
+const char *nbd_error_name(u32 error);
 const char *nbd_cmd_name(u16 type);
 
 #endif /* _NBD_PROTO_H */

@@ -35,7 +35,11 @@ static const struct wire_cmd_case wire_cmd_cases[] = {
 	{ "write FUA, server without FUA", REQ_OP_WRITE, REQ_FUA,
 	  NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH, 0, NBD_CMD_WRITE, 0 },
 	{ "write on a read-only export", REQ_OP_WRITE, 0,
-	  ALL_FLAGS | NBD_FLAG_READ_ONLY, -EIO },
+	  ALL_FLAGS | NBD_FLAG_READ_ONLY, -EROFS },
+	{ "flush on a read-only export", REQ_OP_FLUSH, 0,
+	  ALL_FLAGS | NBD_FLAG_READ_ONLY, 0, NBD_CMD_FLUSH, 0 },
+	{ "write zeroes on a read-only export", REQ_OP_WRITE_ZEROES, 0,
+	  ALL_FLAGS | NBD_FLAG_READ_ONLY, -EROFS },
 	{ "flush", REQ_OP_FLUSH, 0, ALL_FLAGS, 0, NBD_CMD_FLUSH, 0 },
 	{ "flush never carries FUA", REQ_OP_FLUSH, REQ_FUA, ALL_FLAGS, 0,
 	  NBD_CMD_FLUSH, 0 },
@@ -47,7 +51,7 @@ static const struct wire_cmd_case wire_cmd_cases[] = {
 	{ "discard, server without SEND_TRIM", REQ_OP_DISCARD, 0,
 	  NBD_FLAG_HAS_FLAGS, -EOPNOTSUPP },
 	{ "discard on a read-only export", REQ_OP_DISCARD, 0,
-	  ALL_FLAGS | NBD_FLAG_READ_ONLY, -EIO },
+	  ALL_FLAGS | NBD_FLAG_READ_ONLY, -EROFS },
 	{ "write zeroes may punch holes", REQ_OP_WRITE_ZEROES, 0, ALL_FLAGS, 0,
 	  NBD_CMD_WRITE_ZEROES, 0 },
 	{ "write zeroes, REQ_NOUNMAP sets NO_HOLE", REQ_OP_WRITE_ZEROES,
@@ -281,19 +285,22 @@ struct errno_case {
 	const char *desc;
 	u32 error;
 	blk_status_t status;
+	int host_errno;		/* what the application sees */
+	const char *name;
 };
 
+/* The table of Documentation/admin-guide/blockdev/nbd.rst. */
 static const struct errno_case errno_cases[] = {
-	{ "success", 0, BLK_STS_OK },
-	{ "EPERM", NBD_EPERM, BLK_STS_IOERR },
-	{ "EIO", NBD_EIO, BLK_STS_IOERR },
-	{ "ENOMEM", NBD_ENOMEM, BLK_STS_RESOURCE },
-	{ "EINVAL", NBD_EINVAL, BLK_STS_IOERR },
-	{ "ENOSPC", NBD_ENOSPC, BLK_STS_NOSPC },
-	{ "EOVERFLOW", NBD_EOVERFLOW, BLK_STS_IOERR },
-	{ "ENOTSUP", NBD_ENOTSUP, BLK_STS_NOTSUPP },
-	{ "ESHUTDOWN", NBD_ESHUTDOWN, BLK_STS_IOERR },
-	{ "unknown", 12345, BLK_STS_IOERR },
+	{ "success", 0, BLK_STS_OK, 0, "unknown" },
+	{ "EPERM", NBD_EPERM, BLK_STS_TARGET, -EREMOTEIO, "EPERM" },
+	{ "EIO", NBD_EIO, BLK_STS_IOERR, -EIO, "EIO" },
+	{ "ENOMEM", NBD_ENOMEM, BLK_STS_RESOURCE, -ENOMEM, "ENOMEM" },
+	{ "EINVAL", NBD_EINVAL, NBD_STS_INVAL, -EINVAL, "EINVAL" },
+	{ "ENOSPC", NBD_ENOSPC, BLK_STS_NOSPC, -ENOSPC, "ENOSPC" },
+	{ "EOVERFLOW", NBD_EOVERFLOW, BLK_STS_IOERR, -EIO, "EOVERFLOW" },
+	{ "ENOTSUP", NBD_ENOTSUP, BLK_STS_NOTSUPP, -EOPNOTSUPP, "ENOTSUP" },
+	{ "ESHUTDOWN", NBD_ESHUTDOWN, BLK_STS_IOERR, -EIO, "ESHUTDOWN" },
+	{ "unknown is EINVAL", 12345, NBD_STS_INVAL, -EINVAL, "unknown" },
 };
 
 static void errno_desc(const struct errno_case *c, char *desc)
@@ -308,6 +315,9 @@ static void nbd_proto_error_to_status(struct kunit *test)
 	const struct errno_case *c = test->param_value;
 
 	KUNIT_EXPECT_EQ(test, nbd_error_to_status(c->error), c->status);
+	KUNIT_EXPECT_EQ(test, blk_status_to_errno(nbd_error_to_status(c->error)),
+			c->host_errno);
+	KUNIT_EXPECT_STREQ(test, nbd_error_name(c->error), c->name);
 }
 
 static void nbd_proto_cmd_names(struct kunit *test)

@@ -73,7 +73,13 @@ out_unlock:
 	return ret;
 }
 
-/* Returns 1 when the caller must drop the session's owner reference. */
+/* What __nbd_ioctl() leaves to its caller, once config_lock is dropped. */
+enum {
+	NBD_IOCTL_PUT = 1,	/* drop the owner reference */
+	NBD_IOCTL_WAIT_DISC,	/* wait for the soft disconnect it began */
+};
+
+/* Returns 0, a negative errno, or an NBD_IOCTL_* for the caller. */
 static int __nbd_ioctl(struct nbd_device *nbd, unsigned int cmd,
 		       unsigned long arg)
 {
@@ -92,10 +98,10 @@ static int __nbd_ioctl(struct nbd_device *nbd, unsigned int cmd,
 		if (!config)
 			return 0;
 		if (test_bit(NBD_RT_BOUND, &config->flags))
-			return 1;
-		nbd_send_disconnects(config);
-		nbd_shutdown_conns(config);
-		return 0;
+			return NBD_IOCTL_PUT;
+		/* NBD_DO_IT returns once the connections have ended. */
+		nbd_disconnect_start(config);
+		return NBD_IOCTL_WAIT_DISC;
 	case NBD_CLEAR_SOCK:
 		if (!config)
 			return 0;
@@ -107,7 +113,7 @@ static int __nbd_ioctl(struct nbd_device *nbd, unsigned int cmd,
 		}
 		set_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags);
 		nbd_shutdown_conns(config);
-		return 1;
+		return NBD_IOCTL_PUT;
 	case NBD_CLEAR_QUE:
 	case NBD_PRINT_DEBUG:
 		return 0;
@@ -168,6 +174,7 @@ int nbd_ioctl(struct block_device *bdev, nbd_mode_t mode, unsigned int cmd,
 	      unsigned long arg)
 {
 	struct nbd_device *nbd = bdev->bd_disk->private_data;
+	struct nbd_config *config;
 	int ret;
 
 	if (!capable(CAP_SYS_ADMIN))
@@ -180,10 +187,21 @@ int nbd_ioctl(struct block_device *bdev, nbd_mode_t mode, unsigned int cmd,
 
 	mutex_lock(&nbd->config_lock);
 	ret = __nbd_ioctl(nbd, cmd, arg);
-	mutex_unlock(&nbd->config_lock);
-	if (ret == 1) {
-		nbd_disconnect_and_put(nbd, cmd == NBD_DISCONNECT);
+	config = nbd->config;
+	if (ret == NBD_IOCTL_WAIT_DISC &&
+	    !refcount_inc_not_zero(&nbd->config_refs))
 		ret = 0;
+	mutex_unlock(&nbd->config_lock);
+
+	switch (ret) {
+	case NBD_IOCTL_PUT:
+		nbd_disconnect_and_put(nbd, cmd == NBD_DISCONNECT);
+		return 0;
+	case NBD_IOCTL_WAIT_DISC:
+		nbd_disconnect_wait(nbd, config);
+		nbd_config_put(nbd);
+		return 0;
+	default:
+		return ret;
 	}
-	return ret;
 }

@@ -40,6 +40,10 @@ MODULE_PARM_DESC(max_part, "number of partitions per device (default: 16)");
 
 static int part_shift;
 
+static unsigned int disconnect_timeout = 5;
+module_param(disconnect_timeout, uint, 0644);
+MODULE_PARM_DESC(disconnect_timeout, "seconds a disconnect waits for the server to answer the requests in flight, when no request timeout is set (default: 5)");
+
 /* Requests */
 
 /**
@@ -110,6 +114,15 @@ void nbd_cmd_put(struct nbd_cmd *cmd)
 {
 	if (!atomic_dec_and_test(&cmd->refs))
 		return;
+	/*
+	 * A reply to a request whose data did not all go out: the server
+	 * answered what it never received whole.  Never report that as
+	 * done (nor as the server's error); send it again.
+	 */
+	if (unlikely(cmd->send_failed) && !cmd->retry) {
+		cmd->retry = true;
+		cmd->status = BLK_STS_IOERR;
+	}
 	if (cmd->retry)
 		nbd_cmd_retry_or_fail(cmd, cmd->conn->config, cmd->status);
 	else
@@ -190,36 +203,58 @@ static inline bool nbd_conn_of_hctx(struct nbd_device *nbd,
 	return conn->index % nbd->tag_set.nr_hw_queues == hctx->queue_num;
 }
 
-static struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
-				      struct blk_mq_hw_ctx *hctx,
-				      struct request *rq)
+/**
+ * nbd_pick_conn() - the connection a request goes out on
+ * @config: the started session
+ * @nr_hw: the tag set's hardware queue count
+ * @h: the request's hardware queue
+ * @tag: the request's tag
+ *
+ * blk_mq_update_nr_hw_queues() cannot fail, but it may leave more
+ * hardware queues than connections (it keeps the old count when it
+ * cannot allocate the new one): a hardware queue without a connection of
+ * its own then takes the one its number wraps around to.
+ *
+ * Return: a usable connection, or NULL when there is none.
+ */
+VISIBLE_IF_KUNIT struct nbd_conn *nbd_pick_conn(struct nbd_config *config,
+						unsigned int nr_hw,
+						unsigned int h,
+						unsigned int tag)
 {
-	unsigned int nr_hw = config->nbd->tag_set.nr_hw_queues;
-	unsigned int h = hctx->queue_num, n = config->num_conns;
+	unsigned int n = config->num_conns;
 	unsigned int owned, i;
 	struct nbd_conn *conn;
 
-	owned = DIV_ROUND_UP(n - h, nr_hw);
+	if (unlikely(!n || !nr_hw))
+		return NULL;
+	if (unlikely(h >= n)) {
+		h %= n;
+		owned = 1;
+	} else {
+		owned = DIV_ROUND_UP(n - h, nr_hw);
+	}
 	for (i = 0; i < owned; i++) {
 		conn = config->conns[h + nr_hw * i];
-		if (likely(nbd_conn_alive(conn) && !nbd_conn_backed_up(conn)))
+		if (likely(nbd_conn_usable(conn) && !nbd_conn_backed_up(conn)))
 			return conn;
 	}
 
-	/* All backed up (or dead): spread over them. */
-	conn = config->conns[h + nr_hw * (rq->tag % owned)];
-	if (likely(nbd_conn_alive(conn)))
+	/* All backed up (or not usable): spread over them. */
+	conn = config->conns[h + nr_hw * (tag % owned)];
+	if (likely(nbd_conn_usable(conn)))
 		return conn;
 
-	/* That one failed: any live connection will do. */
+	/* That one failed: any usable connection will do. */
 	for (i = 1; i < n; i++) {
 		struct nbd_conn *other = config->conns[(conn->index + i) % n];
 
-		if (nbd_conn_alive(other))
+		if (nbd_conn_usable(other))
 			return other;
 	}
 	return NULL;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_pick_conn);
 
 /* End of a batch: send what this hardware queue's connections have. */
 static void nbd_push_hctx(struct nbd_config *config,
@@ -239,8 +274,16 @@ static blk_status_t nbd_no_conn(struct blk_mq_hw_ctx *hctx,
 	unsigned long deadline = READ_ONCE(config->dead_since) +
 				 config->dead_conn_timeout;
 
+	/*
+	 * Connections still alive but ending softly (the server answered
+	 * ESHUTDOWN): they are dead soon, and then a reconnect is awaited
+	 * or the request fails.
+	 */
+	if (atomic_read(&config->live_conns) > 0) {
+		blk_mq_delay_run_hw_queue(hctx, msecs_to_jiffies(100));
+		return BLK_STS_DEV_RESOURCE;
+	}
 	if (config->dead_conn_timeout &&
-	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags) &&
 	    time_before(jiffies, deadline)) {
 		/* Wait for a reconnect; look again in a while. */
 		blk_mq_delay_run_hw_queue(hctx, msecs_to_jiffies(100));
@@ -267,21 +310,35 @@ static blk_status_t nbd_queue_rq(struct blk_mq_hw_ctx *hctx,
 				    "I/O on a device that is not connected\n");
 		return BLK_STS_IOERR;
 	}
+	/* Nothing new goes out once a disconnect has begun. */
+	if (unlikely(test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags))) {
+		dev_err_ratelimited(nbd_to_dev(nbd),
+				    "I/O while disconnecting, failing it\n");
+		return BLK_STS_IOERR;
+	}
 
 	ret = nbd_build_wire_cmd(req_op(rq), rq->cmd_flags,
 				 (u64)blk_rq_pos(rq) << SECTOR_SHIFT,
 				 blk_rq_bytes(rq), config->server_flags,
 				 &cmd->wire);
-	if (unlikely(ret))
-		return ret == -EOPNOTSUPP ? BLK_STS_NOTSUPP : BLK_STS_IOERR;
+	if (unlikely(ret)) {
+		if (ret == -EROFS)
+			dev_err_ratelimited(nbd_to_dev(nbd),
+					    "%s on a read-only export refused\n",
+					    blk_op_str(req_op(rq)));
+		/* EOPNOTSUPP for both: the export cannot do it. */
+		return BLK_STS_NOTSUPP;
+	}
 
-	conn = nbd_pick_conn(config, hctx, rq);
+	conn = nbd_pick_conn(config, nbd->tag_set.nr_hw_queues,
+			     hctx->queue_num, rq->tag);
 	if (unlikely(!conn))
 		return nbd_no_conn(hctx, config);
 
 	WRITE_ONCE(cmd->conn, conn);
 	cmd->status = BLK_STS_OK;
 	cmd->retry = false;
+	cmd->send_failed = false;
 	atomic_set(&cmd->refs, 1);
 	blk_mq_start_request(rq);
 	WRITE_ONCE(cmd->state, NBD_CMD_QUEUED);
@@ -764,12 +821,17 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	wait_event(config->recv_wq,
 		   !test_bit(NBD_CONN_RECEIVING, &conn->flags));
 	nbd_conn_sync(conn);
+	/*
+	 * Counted live before it is usable: a failure as soon as it is
+	 * counts itself off again (and never below zero).
+	 */
+	atomic_inc(&config->live_conns);
 	err = nbd_conn_replace_socket(conn, sock);
 	if (err) {
+		atomic_dec(&config->live_conns);
 		sockfd_put(sock);
 		return nbd_sock_busy(nbd, extack);
 	}
-	atomic_inc(&config->live_conns);
 	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);
 	dev_info(nbd_to_dev(nbd), "connection %u reconnected\n", conn->index);
@@ -848,24 +910,62 @@ void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config)
 }
 
 /**
- * nbd_send_disconnects() - say goodbye to the server on every connection
+ * nbd_disconnect_start() - begin a soft disconnect
  * @config: the session; the caller holds config_lock
  *
- * Marks the disconnect as requested, so that failures that follow are
- * not reported as link failures and requests are not retried.
+ * Marks the disconnect as requested: no new request goes out, failures
+ * that follow are not reported as link failures and requests are not
+ * retried.  Every connection then sends NBD_CMD_DISC after what it has
+ * queued, nothing after it, and shuts down once the requests on the wire
+ * have their replies (nbd_conn_drain()).  Never waits: the caller drops
+ * config_lock and calls nbd_disconnect_wait().
  */
-void nbd_send_disconnects(struct nbd_config *config)
+void nbd_disconnect_start(struct nbd_config *config)
 {
 	unsigned int i;
 
-	set_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags);
+	if (!test_and_set_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags) &&
+	    test_bit(NBD_RT_STARTED, &config->flags))
+		dev_info(nbd_to_dev(config->nbd), "disconnect requested\n");
 	if (!test_bit(NBD_RT_STARTED, &config->flags))
 		return;
-	dev_info(nbd_to_dev(config->nbd), "disconnect requested\n");
 	for (i = 0; i < config->num_conns; i++)
-		nbd_conn_send_disc(config->conns[i]);
-	for (i = 0; i < config->num_conns; i++)
-		nbd_conn_sync(config->conns[i]);
+		nbd_conn_drain(config->conns[i], false);
+}
+
+/**
+ * nbd_disconnect_wait() - let a soft disconnect finish, within a bound
+ * @nbd: the device
+ * @config: its session; the caller holds a reference and not config_lock
+ *
+ * Waits until every connection has ended (nbd_disconnect_start()), for
+ * the request timeout when one is set (a request may take that long
+ * anyway), else for disconnect_timeout seconds: a healthy server answers
+ * what is in flight in far less, and one that does not within that time
+ * is stuck.  A fatal signal ends the wait too.  Then every connection is
+ * shut down, which wakes a sender blocked on a server that stopped
+ * reading, and what is still in flight fails.  Sleeps killably, holding
+ * no lock.
+ */
+void nbd_disconnect_wait(struct nbd_device *nbd, struct nbd_config *config)
+{
+	unsigned long bound = READ_ONCE(nbd->tag_set.timeout);
+	long left;
+
+	if (!bound)
+		bound = min_t(unsigned long, READ_ONCE(disconnect_timeout),
+			      NBD_MAX_TIMEOUT_SECS) * HZ;
+	left = wait_event_killable_timeout(config->recv_wq,
+					   !atomic_read(&config->recv_threads),
+					   bound);
+	if (!left)
+		dev_warn(nbd_to_dev(nbd),
+			 "disconnect: the server did not answer within %lu s, closing the connections\n",
+			 bound / HZ);
+	else if (left < 0)
+		dev_warn(nbd_to_dev(nbd),
+			 "disconnect interrupted by a signal, closing the connections\n");
+	nbd_shutdown_conns(config);
 }
 
 /*
@@ -895,14 +995,18 @@ static void nbd_disconnect_and_put_if(struct nbd_device *nbd, bool send_disc,
 		nbd_cancel_dead_work(nbd);
 	if (test_bit(NBD_RT_STARTED, &config->flags) && get_capacity(nbd->disk))
 		nbd_update_capacity(nbd, 0);
-	if (send_disc)
-		nbd_send_disconnects(config);
-	else
+	if (send_disc) {
+		nbd_disconnect_start(config);
+	} else {
 		set_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags);
-	nbd_shutdown_conns(config);
+		nbd_shutdown_conns(config);
+	}
 	mutex_unlock(&nbd->config_lock);
 
-	/* Our owner reference keeps the session; receivers end quickly. */
+	/* Our owner reference keeps the session. */
+	if (send_disc)
+		nbd_disconnect_wait(nbd, config);
+	/* Bounded: every socket is shut down by now. */
 	nbd_wait_receivers(nbd, config);
 	nbd_config_put(nbd);
 }
@@ -910,7 +1014,8 @@ static void nbd_disconnect_and_put_if(struct nbd_device *nbd, bool send_disc,
 /**
  * nbd_disconnect_and_put() - end a session on the user's request
  * @nbd: the device; the caller does not hold config_lock
- * @send_disc: send NBD_CMD_DISC first
+ * @send_disc: disconnect softly first (nbd_disconnect_start() and
+ *	nbd_disconnect_wait()), else shut the connections down at once
  *
  * Shuts the connections down, waits for the receivers and drops the
  * owner reference, so that by return the session is gone unless an
@@ -1341,13 +1446,16 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_find_or_create);
  */
 bool nbd_device_connected(struct nbd_device *nbd)
 {
-	struct nbd_config *config;
 	bool ret;
 
-	mutex_lock(&nbd->config_lock);
-	config = nbd->config;
-	ret = config && test_bit(NBD_RT_STARTED, &config->flags);
-	mutex_unlock(&nbd->config_lock);
+	/*
+	 * Not config_lock: STATUS must answer while another task holds it
+	 * (a connect being set up).  A config reference keeps the session.
+	 */
+	if (!refcount_inc_not_zero(&nbd->config_refs))
+		return false;
+	ret = test_bit(NBD_RT_STARTED, &READ_ONCE(nbd->config)->flags);
+	nbd_config_put(nbd);
 	return ret;
 }
 

@@ -168,6 +168,8 @@ enum nbd_cmd_state {
  *	in softirq by a receiver parsing in data_ready, so _bh elsewhere
  * @state: enum nbd_cmd_state
  * @retry: on the last put, hand the request back instead of ending it
+ * @send_failed: the current transmission could not be written whole:
+ *	whatever a reply said, the request is handed back
  * @status: completion status
  * @refs: who still uses the request: one for whoever ends it (the
  *	receiver of the reply, the reaper of a dead connection or the
@@ -188,6 +190,7 @@ struct nbd_cmd {
 	spinlock_t lock;		/* see nbd_cmd_state */
 	u8 state;
 	bool retry;
+	bool send_failed;
 	blk_status_t status;
 	atomic_t refs;
 	u32 gen;
@@ -223,7 +226,8 @@ void nbd_set_timeout(struct nbd_device *nbd, u64 seconds);
 int nbd_start_device(struct nbd_device *nbd);
 void nbd_shutdown_conns(struct nbd_config *config);
 void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config);
-void nbd_send_disconnects(struct nbd_config *config);
+void nbd_disconnect_start(struct nbd_config *config);
+void nbd_disconnect_wait(struct nbd_device *nbd, struct nbd_config *config);
 void nbd_disconnect_and_put(struct nbd_device *nbd, bool send_disc);
 void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 			   blk_status_t status);
@@ -236,6 +240,8 @@ struct nbd_device *nbd_get_next(int *id);
 
 #if IS_ENABLED(CONFIG_KUNIT)
 struct genl_family;
+struct nbd_conn *nbd_pick_conn(struct nbd_config *config, unsigned int nr_hw,
+			       unsigned int h, unsigned int tag);
 void nbd_flags_to_qlimits(u32 flags, unsigned int blksize,
 			  struct nbd_qlimits *l);
 const struct genl_family *nbd_genl_kunit_family(void);

@@ -496,7 +496,14 @@ static const struct genl_multicast_group nbd_mcast_grps[] = {
 	{ .name = NBD_GENL_MCAST_GROUP_NAME, },
 };
 
+/*
+ * parallel_ops: no request holds genl_mutex, so a DISCONNECT waiting for
+ * a stuck server (within its bound) or a CONNECT being set up does not
+ * hold up STATUS or other devices.  Each request serialises on what it
+ * touches: nbd_index_mutex for devices, config_lock for a session.
+ */
 static struct genl_family nbd_genl_family __ro_after_init = {
+	.parallel_ops	= true,
 	.name		= NBD_GENL_FAMILY_NAME,
 	.version	= NBD_GENL_VERSION,
 	.module		= THIS_MODULE,

@@ -105,9 +105,21 @@ static unsigned int nbd_tx_add_bio(struct nbd_conn *conn, unsigned int n,
 }
 
 /*
+ * Whether a queued request may still go out on this connection: not once
+ * it died, nor after NBD_CMD_DISC, nor when the server is shutting down
+ * (those go elsewhere, or wait for a reconnect).
+ */
+static bool nbd_conn_sends_queued(struct nbd_conn *conn)
+{
+	return nbd_conn_alive(conn) &&
+	       !test_bit(NBD_CONN_DISC_SENT, &conn->flags) &&
+	       !test_bit(NBD_CONN_DRAIN_REQUEUE, &conn->flags);
+}
+
+/*
  * Make the next queued request the one being written: false when there
- * is none.  Requests queued on a connection that died meanwhile are
- * handed back.
+ * is none.  Requests queued on a connection that can no longer send them
+ * (nbd_conn_sends_queued()) are handed back.
  */
 static bool nbd_next_cmd(struct nbd_conn *conn)
 {
@@ -128,14 +140,16 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 		conn->tx_next = conn->tx_next->next;
 
 		spin_lock_bh(&cmd->lock);
-		if (nbd_conn_alive(conn))
+		if (nbd_conn_sends_queued(conn))
 			break;
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 		spin_unlock_bh(&cmd->lock);
 		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
 	}
 	cmd->gen++;
+	cmd->send_failed = false;
 	atomic_inc(&cmd->refs);		/* the sender's, until written */
+	atomic_inc(&conn->inflight);
 	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
 	spin_unlock_bh(&cmd->lock);
 
@@ -210,8 +224,12 @@ static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
 					     nbd_cmd_name(cmd->wire.type), ret);
 			/*
 			 * The reaper hands the request back once the receiver
-			 * ends, or the last put below does if it already has.
+			 * ends.  A reply that came while it was still being
+			 * written (possible only for a write whose data did
+			 * not all go out) must not end it as done: the last
+			 * put sees this and hands it back instead.
 			 */
+			cmd->send_failed = true;
 			nbd_conn_fail(conn, ret);
 		} else {
 			conn->requests_sent++;
@@ -241,19 +259,39 @@ static void nbd_send_disc(struct nbd_conn *conn)
 			conn->index, ret);
 }
 
+/*
+ * A connection ending softly is done once NBD_CMD_DISC is out and no
+ * request is on the wire.  The sender (after NBD_CMD_DISC) and the
+ * receiver (after a reply) both ask; each writes its half before it
+ * reads the other's, so at least one of them sees both.
+ */
+static bool nbd_conn_drained(struct nbd_conn *conn)
+{
+	return test_bit(NBD_CONN_DISC_SENT, &conn->flags) &&
+	       !atomic_read(&conn->inflight);
+}
+
 static void nbd_send_work(struct work_struct *work)
 {
 	struct nbd_conn *conn = container_of(work, struct nbd_conn, send_work);
 	unsigned int noreclaim = memalloc_noreclaim_save();
+	bool drained = false;
 
 	mutex_lock(&conn->tx_lock);
 	nbd_send_queued(conn, false);
 	/* Caught up; a push that finds the socket full sets it again. */
 	clear_bit(NBD_CONN_TX_FULL, &conn->flags);
-	if (test_and_clear_bit(NBD_CONN_SEND_DISC, &conn->flags))
+	if (test_and_clear_bit(NBD_CONN_SEND_DISC, &conn->flags) &&
+	    !test_bit(NBD_CONN_DISC_SENT, &conn->flags)) {
 		nbd_send_disc(conn);
+		set_bit(NBD_CONN_DISC_SENT, &conn->flags);
+		smp_mb__after_atomic();	/* see nbd_conn_drained() */
+		drained = nbd_conn_drained(conn);
+	}
 	mutex_unlock(&conn->tx_lock);
 	memalloc_noreclaim_restore(noreclaim);
+	if (drained)
+		nbd_conn_fail(conn, 0);
 }
 
 static struct request *nbd_cookie_to_rq(struct nbd_device *nbd, u64 cookie)
@@ -294,6 +332,10 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 	else
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 	spin_unlock_bh(&cmd->lock);
+	if (!why) {
+		atomic_dec(&conn->inflight);
+		smp_mb__after_atomic();	/* see nbd_conn_drained() */
+	}
 
 	if (why) {
 		nbd_conn_err(conn, "unexpected reply, cookie %#llx: %s\n",
@@ -320,6 +362,35 @@ static void nbd_rx_want_hdr(struct nbd_conn *conn)
 	conn->rx_bio = NULL;
 }
 
+/*
+ * A reply is complete: end its request and get ready for the next
+ * header.  Return -ESHUTDOWN when the connection is ending softly and
+ * that was the last request on the wire: the receiver then ends it.
+ */
+static int nbd_rx_reply_done(struct nbd_conn *conn, struct nbd_cmd *cmd,
+			     blk_status_t status, bool retry)
+{
+	nbd_rx_want_hdr(conn);
+	nbd_cmd_finish(cmd, status, retry);
+	return nbd_conn_drained(conn) ? -ESHUTDOWN : 0;
+}
+
+/*
+ * The server answered NBD_ESHUTDOWN: it is going away and did not
+ * execute the request.  The protocol asks for a soft disconnect: no new
+ * request on this connection, NBD_CMD_DISC after the one being written,
+ * the ones not written yet go elsewhere (or wait for a reconnect), and
+ * the request itself is resent the same way.
+ */
+static int nbd_rx_server_shutdown(struct nbd_conn *conn, struct nbd_cmd *cmd)
+{
+	if (nbd_conn_drain(conn, true))
+		dev_warn(nbd_to_dev(conn->nbd),
+			 "connection %u: the server is shutting down (ESHUTDOWN): disconnecting it, its requests are resent\n",
+			 conn->index);
+	return nbd_rx_reply_done(conn, cmd, BLK_STS_IOERR, true);
+}
+
 /* A whole reply header is in: match it to its request. */
 static int nbd_rx_hdr_done(struct nbd_conn *conn)
 {
@@ -340,14 +411,16 @@ static int nbd_rx_hdr_done(struct nbd_conn *conn)
 	cmd = blk_mq_rq_to_pdu(rq);
 	conn->replies_received++;
 
+	if (error == NBD_ESHUTDOWN)
+		return nbd_rx_server_shutdown(conn, cmd);
 	if (error) {
 		dev_err_ratelimited(nbd_to_dev(conn->nbd),
-				    "server error %u on %s of %u bytes at %llu\n",
-				    error, nbd_cmd_name(cmd->wire.type),
+				    "server error %s (%u) on %s of %u bytes at %llu\n",
+				    nbd_error_name(error), error,
+				    nbd_cmd_name(cmd->wire.type),
 				    cmd->wire.length, cmd->wire.offset);
-		nbd_rx_want_hdr(conn);
-		nbd_cmd_finish(cmd, nbd_error_to_status(error), false);
-		return 0;
+		return nbd_rx_reply_done(conn, cmd, nbd_error_to_status(error),
+					 false);
 	}
 
 	if (cmd->wire.type == NBD_CMD_READ && rq->bio) {
@@ -357,14 +430,13 @@ static int nbd_rx_hdr_done(struct nbd_conn *conn)
 		nbd_bio_iter(&conn->rx_iter, ITER_DEST, rq->bio);
 		return 0;
 	}
-	nbd_rx_want_hdr(conn);
-	nbd_cmd_finish(cmd, BLK_STS_OK, false);
-	return 0;
+	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
 }
 
 /*
  * Act on what rx_iter holds once it is full, as many times as that
- * takes.  Return 0, or -EPROTO when the server broke the protocol.
+ * takes.  Return 0, -EPROTO when the server broke the protocol, or
+ * -ESHUTDOWN when a connection ending softly got its last reply.
  */
 static int nbd_rx_advance(struct nbd_conn *conn)
 {
@@ -384,8 +456,9 @@ static int nbd_rx_advance(struct nbd_conn *conn)
 			continue;
 		}
 		cmd = conn->rx_cmd;
-		nbd_rx_want_hdr(conn);
-		nbd_cmd_finish(cmd, BLK_STS_OK, false);
+		ret = nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -484,6 +557,29 @@ static int nbd_rx_recvmsg(struct nbd_conn *conn)
 	}
 }
 
+/*
+ * Whether a request that was on the wire of a failed connection may be
+ * sent again.  Not a write, trim or write-zeroes whose connection was
+ * closed because a request timed out: the server may still hold it and
+ * execute it late, after a newer write to the same blocks, which the
+ * resent copy would then have made look safe.  Such a request fails with
+ * ETIMEDOUT, so that the filesystem knows, unless the user chose a
+ * dead-connection timeout: that is the choice of availability over this
+ * risk (nbdctl --persist, where the server is restarted).  Reads and
+ * flushes are always resent; so is what a server closed or reset, or a
+ * request whose data never went out whole.
+ */
+static bool nbd_may_resend(struct nbd_conn *conn, struct nbd_cmd *cmd)
+{
+	u16 type = cmd->wire.type;
+
+	if (READ_ONCE(conn->fail_err) != -ETIMEDOUT ||
+	    (type != NBD_CMD_WRITE && type != NBD_CMD_TRIM &&
+	     type != NBD_CMD_WRITE_ZEROES))
+		return true;
+	return conn->config->dead_conn_timeout;
+}
+
 static bool nbd_reap_one(struct request *rq, void *data)
 {
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
@@ -499,8 +595,17 @@ static bool nbd_reap_one(struct request *rq, void *data)
 		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 	spin_unlock_bh(&cmd->lock);
 
-	if (mine)
+	if (!mine)
+		return true;
+	atomic_dec(&conn->inflight);
+	if (nbd_may_resend(conn, cmd)) {
 		nbd_cmd_finish(cmd, BLK_STS_IOERR, true);
+		return true;
+	}
+	nbd_conn_err(conn, "%s of %u bytes at %llu not resent: its connection timed out and the server may still execute it (no dead-connection timeout)\n",
+		     nbd_cmd_name(cmd->wire.type), cmd->wire.length,
+		     cmd->wire.offset);
+	nbd_cmd_finish(cmd, BLK_STS_TIMEOUT, false);
 	return true;
 }
 
@@ -584,7 +689,8 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 	nbd_rx_unhook(conn);
 	cancel_work(&conn->recv_work);
 
-	if (nbd_conn_alive(conn) &&
+	/* -ESHUTDOWN: a soft disconnect is complete, nothing to report */
+	if (nbd_conn_alive(conn) && ret != -ESHUTDOWN &&
 	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
 		if (ret == -ECONNRESET)
 			dev_warn(nbd_to_dev(nbd),
@@ -832,13 +938,30 @@ void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd)
 }
 
 /**
- * nbd_conn_send_disc() - send NBD_CMD_DISC after what is queued
+ * nbd_conn_drain() - end a connection softly
  * @conn: the connection
+ * @requeue: hand the requests not written yet back (the server is going
+ *	away), instead of sending them before NBD_CMD_DISC (the user
+ *	disconnects)
+ *
+ * The connection takes no new request; its sender writes NBD_CMD_DISC
+ * after the request it is writing (and, unless @requeue, after those
+ * queued), and nothing after it; once the last request on the wire has
+ * its reply the connection shuts down, which its receiver or sender
+ * notices (nbd_conn_drained()).  A server that never answers is the
+ * caller's to bound: nbd_conn_fail() ends the wait.  Any context.
+ *
+ * Return: true for the call that started the drain.
  */
-void nbd_conn_send_disc(struct nbd_conn *conn)
+bool nbd_conn_drain(struct nbd_conn *conn, bool requeue)
 {
+	if (requeue)
+		set_bit(NBD_CONN_DRAIN_REQUEUE, &conn->flags);
+	if (test_and_set_bit(NBD_CONN_DRAINING, &conn->flags))
+		return false;
 	set_bit(NBD_CONN_SEND_DISC, &conn->flags);
 	nbd_conn_kick(conn);
+	return true;
 }
 
 /**
@@ -852,6 +975,13 @@ void nbd_conn_send_disc(struct nbd_conn *conn)
  */
 void nbd_conn_fail(struct nbd_conn *conn, int err)
 {
+	/*
+	 * The first error is the reason (nbd_may_resend()), recorded before
+	 * the connection is marked dead and its socket shut down, which is
+	 * what sets the receiver and the reaper going.
+	 */
+	if (err)
+		cmpxchg(&conn->fail_err, 0, err);
 	if (test_and_set_bit(NBD_CONN_DEAD, &conn->flags))
 		return;
 	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
@@ -874,7 +1004,9 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_conn_sync);
  * @sock: the new connected socket; on success the connection owns the
  *	reference
  *
- * The caller then counts the connection live again and starts it.
+ * The caller counts the connection live before (the connection can fail
+ * again as soon as it is usable, and that failure is counted) and starts
+ * it after.
  *
  * Return: 0, or -EBUSY when another kernel user owns @sock.
  */
@@ -890,10 +1022,17 @@ int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 	mutex_lock(&conn->tx_lock);
 	/* The sender handed back everything when the connection died. */
 	WARN_ON_ONCE(conn->tx_cmd || conn->tx_next);
+	/* The reaper took every request off the wire. */
+	WARN_ON_ONCE(atomic_read(&conn->inflight));
+	atomic_set(&conn->inflight, 0);
 	old = conn->sock;
 	conn->sock = sock;
+	conn->fail_err = 0;
 	clear_bit(NBD_CONN_SEND_DISC, &conn->flags);
 	clear_bit(NBD_CONN_TX_FULL, &conn->flags);
+	clear_bit(NBD_CONN_DISC_SENT, &conn->flags);
+	clear_bit(NBD_CONN_DRAIN_REQUEUE, &conn->flags);
+	clear_bit(NBD_CONN_DRAINING, &conn->flags);
 	clear_bit(NBD_CONN_DEAD, &conn->flags);
 	mutex_unlock(&conn->tx_lock);
 	nbd_conn_release_sock(conn, old);

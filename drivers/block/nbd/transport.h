@@ -7,6 +7,12 @@
  * sender; replies are matched to requests and completed by its receiver;
  * a connection that fails for any reason stops taking requests, and every
  * request it had on the wire is handed back to nbd_cmd_retry_or_fail().
+ *
+ * A connection ends softly, as the protocol asks, when the user
+ * disconnects or the server answers NBD_ESHUTDOWN (nbd_conn_drain()): it
+ * takes no new request, NBD_CMD_DISC follows what it has to send and
+ * nothing follows NBD_CMD_DISC, and once every request on the wire has
+ * its reply the connection shuts itself down.
  */
 #ifndef _NBD_TRANSPORT_H
 #define _NBD_TRANSPORT_H
@@ -33,6 +39,9 @@ enum {
 	NBD_CONN_SEND_DISC,	/* send NBD_CMD_DISC after queued requests */
 	NBD_CONN_RECEIVING,	/* the receiver has not handed back yet */
 	NBD_CONN_TX_FULL,	/* the socket pushed back: the sender drains */
+	NBD_CONN_DRAINING,	/* ending softly: takes no new requests */
+	NBD_CONN_DRAIN_REQUEUE,	/* ... and hands back those not sent yet */
+	NBD_CONN_DISC_SENT,	/* NBD_CMD_DISC is out: nothing may follow */
 };
 
 /**
@@ -62,6 +71,9 @@ enum {
  * @rx_err: the error that stopped the parser, or 0
  * @rx_runs: receiver runs in the work item on TCP, for debugfs
  * @rx_inline_runs: parses in the socket's data_ready callback, for debugfs
+ * @inflight: requests on the wire (state NBD_CMD_SENT) on this connection
+ * @fail_err: the first error a nbd_conn_fail() gave (0: none yet, or
+ *	shut down on purpose)
  * @config: the session this connection belongs to
  * @nbd: the device
  * @index: the connection's number (and hardware queue)
@@ -101,6 +113,9 @@ struct nbd_conn {
 	u64 rx_runs;
 	u64 rx_inline_runs;
 
+	atomic_t inflight;
+	int fail_err;
+
 	struct nbd_config *config;
 	struct nbd_device *nbd;
 	unsigned int index;
@@ -112,6 +127,13 @@ struct nbd_conn {
 static inline bool nbd_conn_alive(struct nbd_conn *conn)
 {
 	return !test_bit(NBD_CONN_DEAD, &conn->flags);
+}
+
+/* Alive and not ending softly: new requests may go on it. */
+static inline bool nbd_conn_usable(struct nbd_conn *conn)
+{
+	return !test_bit(NBD_CONN_DEAD, &conn->flags) &&
+	       !test_bit(NBD_CONN_DRAINING, &conn->flags);
 }
 
 /*
@@ -131,7 +153,7 @@ void nbd_conn_flush_recv(struct nbd_conn *conn);
 void nbd_conn_queue(struct nbd_conn *conn, struct nbd_cmd *cmd);
 void nbd_conn_kick(struct nbd_conn *conn);
 void nbd_conn_push(struct nbd_conn *conn);
-void nbd_conn_send_disc(struct nbd_conn *conn);
+bool nbd_conn_drain(struct nbd_conn *conn, bool requeue);
 void nbd_conn_fail(struct nbd_conn *conn, int err);
 void nbd_conn_sync(struct nbd_conn *conn);
 int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock);

@@ -50,6 +50,10 @@ enum fake_mode {
 	FAKE_ENOSPC,		/* a well-formed ENOSPC error */
 	FAKE_REORDER,		/* hold a reply, answer the next request first */
 	FAKE_STALE_RESENT,	/* (second half of FAKE_STALE_REQUEUE) */
+	FAKE_ESHUTDOWN,		/* NBD_ESHUTDOWN, and go on serving */
+	FAKE_EARLY_WRITE_REPLY,	/* answer a write before reading its data,
+				 * then close
+				 */
 };
 
 struct fake_server;
@@ -67,6 +71,7 @@ struct fake_log {
 	u16 flags;
 	u64 offset;
 	u32 length;
+	int conn;
 };
 
 struct fake_server {
@@ -78,6 +83,7 @@ struct fake_server {
 	u16 trigger_type;
 	bool armed;		/* misbehave from now on */
 	bool triggered;		/* ... but only once */
+	int triggered_conn;	/* ... on this connection */
 	unsigned int late_ms;
 	unsigned int chunk;	/* send replies this many bytes at a time */
 	/* while gate_closed, connection gate_conn reads no requests */
@@ -227,6 +233,8 @@ static int fake_misbehave(struct fake_conn *fc, u64 cookie, u64 off, u32 len)
 		return ret ?: -ECONNRESET;
 	case FAKE_ENOSPC:
 		return fake_reply(fs, fc->index, cookie, NBD_ENOSPC, 0, 0);
+	case FAKE_ESHUTDOWN:
+		return fake_reply(fs, fc->index, cookie, NBD_ESHUTDOWN, 0, 0);
 	case FAKE_REORDER:
 		/* Hold this one; the next request releases it. */
 		fs->holding = true;
@@ -260,12 +268,32 @@ static int fake_serve_one(struct fake_conn *fc)
 	cookie = be64_to_cpu(req.cookie);
 	off = be64_to_cpu(req.from);
 	len = be32_to_cpu(req.len);
-	if (type == NBD_CMD_DISC)
-		return -ESHUTDOWN;
+	if (type == NBD_CMD_DISC) {
+		/* Logged, and reading goes on: nothing may follow it. */
+		mutex_lock(&fs->lock);
+		if (fs->nlog < FAKE_LOG)
+			fs->log[fs->nlog++] = (struct fake_log) {
+				type, flags, off, len, fc->index };
+		mutex_unlock(&fs->lock);
+		return 0;
+	}
 	if (off > FAKE_SIZE || len > FAKE_SIZE - off)
 		return -EINVAL;
 
 	if (type == NBD_CMD_WRITE) {
+		bool early;
+
+		mutex_lock(&fs->lock);
+		early = fs->mode == FAKE_EARLY_WRITE_REPLY &&
+			fake_trigger(fs, type);
+		if (early) {
+			fs->triggered_conn = fc->index;
+			ret = fake_reply(fs, fc->index, cookie, 0, 0, 0);
+			kernel_sock_shutdown(fc->sock, SHUT_RDWR);
+		}
+		mutex_unlock(&fs->lock);
+		if (early)
+			return ret ?: -ECONNRESET;
 		ret = fake_recv(fc->sock, fs->disk + off, len);
 		if (ret)
 			return ret;
@@ -273,7 +301,8 @@ static int fake_serve_one(struct fake_conn *fc)
 
 	mutex_lock(&fs->lock);
 	if (fs->nlog < FAKE_LOG)
-		fs->log[fs->nlog++] = (struct fake_log) { type, flags, off, len };
+		fs->log[fs->nlog++] = (struct fake_log) {
+			type, flags, off, len, fc->index };
 	if (type == NBD_CMD_WRITE)
 		fc->writes++;
 	if (type == NBD_CMD_TRIM || type == NBD_CMD_WRITE_ZEROES)
@@ -281,6 +310,7 @@ static int fake_serve_one(struct fake_conn *fc)
 	rlen = type == NBD_CMD_READ ? len : 0;
 
 	if (fake_trigger(fs, type)) {
+		fs->triggered_conn = fc->index;
 		ret = fake_misbehave(fc, cookie, off, rlen);
 	} else {
 		ret = fake_reply(fs, fc->index, cookie, 0, off, rlen);
@@ -897,6 +927,320 @@ static int nbd_fixture_io_many(struct kunit *test, blk_opf_t opf, int n,
 	return atomic_read(&aio.errors);
 }
 
+/* Submit one request of @len bytes (whole pages of @buf) without waiting. */
+static void nbd_fixture_submit(struct kunit *test, blk_opf_t opf,
+			       sector_t sector, void *buf, unsigned int len,
+			       struct async_io *aio)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct bio *bio;
+	unsigned int done;
+
+	atomic_set(&aio->pending, 1);
+	atomic_set(&aio->errors, 0);
+	init_completion(&aio->done);
+	bio = bio_alloc(fx->nbd->disk->part0, DIV_ROUND_UP(len, PAGE_SIZE),
+			opf, GFP_KERNEL);
+	bio->bi_iter.bi_sector = sector;
+	for (done = 0; done < len; done += PAGE_SIZE)
+		__bio_add_page(bio, vmalloc_to_page(buf + done), PAGE_SIZE, 0);
+	bio->bi_private = aio;
+	bio->bi_end_io = async_end_io;
+	submit_bio(bio);
+}
+
+/* Requests the server logged on connection @conn after its NBD_CMD_DISC. */
+static int nbd_fixture_after_disc(struct kunit *test, int conn, bool *disc)
+{
+	struct nbd_fixture *fx = test->priv;
+	int i, after = 0;
+
+	*disc = false;
+	mutex_lock(&fx->fs.lock);
+	for (i = 0; i < fx->fs.nlog; i++) {
+		if (fx->fs.log[i].conn != conn)
+			continue;
+		if (*disc)
+			after++;
+		if (fx->fs.log[i].type == NBD_CMD_DISC)
+			*disc = true;
+	}
+	mutex_unlock(&fx->fs.lock);
+	return after;
+}
+
+/* The test disconnects by itself; the fixture has nothing left to do. */
+static void nbd_fixture_disconnect(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+
+	nbd_disconnect_and_put(fx->nbd, true);
+	nbd_put(fx->nbd);
+	fx->nbd = NULL;
+}
+
+/*
+ * A disconnect is soft: every request handed to the driver before it
+ * gets the server's answer, NBD_CMD_DISC follows them and nothing follows
+ * NBD_CMD_DISC.
+ */
+static void nbd_transport_disconnect_soft(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct async_io aio;
+	bool disc;
+	void *out;
+
+	/* Arrange: 32 writes in flight */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, 32 * FAKE_BS, 0);
+	get_random_bytes(out, 32 * FAKE_BS);
+	nbd_fixture_submit_many(test, REQ_OP_WRITE, 32, out, &aio);
+
+	/* Act */
+	nbd_fixture_disconnect(test);
+
+	/* Assert */
+	KUNIT_ASSERT_TRUE(test, wait_for_completion_timeout(&aio.done,
+							    20 * HZ));
+	KUNIT_EXPECT_EQ(test, atomic_read(&aio.errors), 0);
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk, out, 32 * FAKE_BS);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_after_disc(test, 0, &disc), 0);
+	KUNIT_EXPECT_TRUE(test, disc);
+	vfree(out);
+}
+
+/*
+ * A server that stops reading: the disconnect still returns, within its
+ * bound (disconnect_timeout, 5 s, as no request timeout is set), and the
+ * request it could not finish fails.
+ */
+static void nbd_transport_disconnect_stuck(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct async_io aio;
+	unsigned long t0;
+	void *out;
+
+	/* Arrange: 1 MiB on its way to a server that reads nothing */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, FAKE_SIZE, 0x5a);
+	fx->fs.gate_conn = 0;
+	WRITE_ONCE(fx->fs.gate_closed, true);
+	/* The server waits for this one already; then it stops at the gate. */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 0, out,
+					     FAKE_BS), 0);
+	nbd_fixture_submit(test, REQ_OP_WRITE, 0, out, FAKE_SIZE, &aio);
+	msleep(100);
+
+	/* Act */
+	t0 = jiffies;
+	nbd_fixture_disconnect(test);
+
+	/* Assert */
+	KUNIT_EXPECT_LT(test, jiffies - t0, 20 * HZ);
+	KUNIT_ASSERT_TRUE(test, wait_for_completion_timeout(&aio.done,
+							    20 * HZ));
+	KUNIT_EXPECT_EQ(test, atomic_read(&aio.errors), 1);
+	WRITE_ONCE(fx->fs.gate_closed, false);
+	wake_up_all(&fx->fs.gate_wq);
+	vfree(out);
+}
+
+/*
+ * NBD_ESHUTDOWN: the request was not executed.  It is sent again on the
+ * other connection and succeeds; the one that got ESHUTDOWN is ended
+ * softly (NBD_CMD_DISC, nothing after it) and dies.
+ */
+static void nbd_transport_eshutdown(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	int shut, other;
+	bool disc;
+	void *out;
+
+	/* Arrange */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, FAKE_BS, 0);
+	get_random_bytes(out, FAKE_BS);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.mode = FAKE_ESHUTDOWN;
+	fx->fs.trigger_type = NBD_CMD_WRITE;
+	fx->fs.armed = true;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_WRITE, 0,
+						     out, FAKE_BS), 0);
+
+	/* Assert */
+	KUNIT_ASSERT_TRUE(test, fx->fs.triggered);
+	shut = fx->fs.triggered_conn;
+	other = !shut;
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk, out, FAKE_BS);
+	KUNIT_EXPECT_TRUE(test, nbd_fixture_wait_dead(test, shut));
+	KUNIT_EXPECT_EQ(test, nbd_fixture_after_disc(test, shut, &disc), 0);
+	KUNIT_EXPECT_TRUE(test, disc);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, other)));
+	mutex_lock(&fx->fs.lock);
+	KUNIT_EXPECT_EQ(test, fx->fs.conns[other].writes, 1);
+	mutex_unlock(&fx->fs.lock);
+	vfree(out);
+}
+
+/*
+ * A reply to a write whose data could not all be sent (the server
+ * answered, then closed before reading it) must not end the write as
+ * done: it is sent again, and the data is on the server.
+ */
+static void nbd_transport_early_write_reply(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *out;
+
+	/* Arrange: more than the socket can buffer, so the send fails */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	out = nbd_fixture_buf(test, FAKE_SIZE, 0);
+	get_random_bytes(out, FAKE_SIZE);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.mode = FAKE_EARLY_WRITE_REPLY;
+	fx->fs.trigger_type = NBD_CMD_WRITE;
+	fx->fs.armed = true;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_WRITE, 0,
+						     out, FAKE_SIZE), 0);
+
+	/* Assert */
+	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
+	KUNIT_EXPECT_MEMEQ(test, fx->fs.disk, out, FAKE_SIZE);
+	vfree(out);
+}
+
+/*
+ * A read-only export that advertises FLUSH gets it (fsync must work
+ * there); writes, trims and write-zeroes are refused without being sent.
+ */
+static void nbd_transport_read_only(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *buf;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1,
+						  GOOD_FLAGS | NBD_FLAG_READ_ONLY,
+						  0, false), 0);
+	buf = nbd_fixture_buf(test, FAKE_BS, 1);
+
+	KUNIT_EXPECT_EQ(test, blkdev_issue_flush(fx->nbd->disk->part0), 0);
+	KUNIT_EXPECT_NOT_NULL(test, nbd_fixture_last(test, NBD_CMD_FLUSH));
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 0, buf,
+					     FAKE_BS), -EOPNOTSUPP);
+	/* (blkdev_issue_discard() hides EOPNOTSUPP from its caller) */
+	blkdev_issue_discard(fx->nbd->disk->part0, 0, FAKE_BS >> SECTOR_SHIFT,
+			     GFP_KERNEL);
+	KUNIT_EXPECT_NULL(test, nbd_fixture_last(test, NBD_CMD_WRITE));
+	KUNIT_EXPECT_NULL(test, nbd_fixture_last(test, NBD_CMD_TRIM));
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, 0)));
+	vfree(buf);
+}
+
+/*
+ * More hardware queues than connections (blk_mq_update_nr_hw_queues()
+ * can leave the old count): a queue without a connection of its own
+ * wraps around, never past the array.
+ */
+static void nbd_transport_pick_conn_bounds(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	struct nbd_config *config;
+	unsigned int h, tag;
+
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 0,
+						  false), 0);
+	config = fx->nbd->config;
+	for (h = 0; h < 8; h++)
+		for (tag = 0; tag < 4; tag++)
+			KUNIT_EXPECT_PTR_EQ(test,
+					    nbd_pick_conn(config, 8, h, tag),
+					    config->conns[h % 2]);
+	/* ... and with a queue count of 1 both are its own */
+	KUNIT_EXPECT_PTR_EQ(test, nbd_pick_conn(config, 1, 0, 0),
+			    config->conns[0]);
+}
+
+/*
+ * A request times out and its connection is closed: is it sent again on
+ * the other connection?  A read always; a write only with a
+ * dead-connection timeout, else it fails with ETIMEDOUT (the server may
+ * still execute the old copy: see nbd_may_resend()).
+ */
+struct timeout_case {
+	const char *desc;
+	u16 type;
+	bool dead_timeout;
+	int ret;
+};
+
+static const struct timeout_case timeout_cases[] = {
+	{ "read, no dead-connection timeout: resent", NBD_CMD_READ, false, 0 },
+	{ "write, no dead-connection timeout: ETIMEDOUT", NBD_CMD_WRITE, false,
+	  -ETIMEDOUT },
+	{ "write, dead-connection timeout: resent", NBD_CMD_WRITE, true, 0 },
+};
+
+static void timeout_desc(const struct timeout_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(timeout, timeout_cases, timeout_desc);
+
+static void nbd_transport_timeout_resend(struct kunit *test)
+{
+	const struct timeout_case *c = test->param_value;
+	struct nbd_fixture *fx = test->priv;
+	blk_opf_t op = c->type == NBD_CMD_READ ? REQ_OP_READ : REQ_OP_WRITE;
+	int writes;
+	void *buf;
+
+	/* Arrange: the first request of this type is answered too late */
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 2, GOOD_FLAGS, 1,
+						  false), 0);
+	if (c->dead_timeout) {
+		mutex_lock(&fx->nbd->config_lock);
+		fx->nbd->config->dead_conn_timeout = 10 * HZ;
+		mutex_unlock(&fx->nbd->config_lock);
+	}
+	buf = nbd_fixture_buf(test, FAKE_BS, 0x42);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.mode = FAKE_LATE_REPLY;
+	fx->fs.trigger_type = c->type;
+	fx->fs.late_ms = 3000;
+	fx->fs.armed = true;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act */
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, op, 0, buf, FAKE_BS),
+			c->ret);
+
+	/* Assert: the other connection got it, or nothing */
+	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
+	mutex_lock(&fx->fs.lock);
+	writes = fx->fs.conns[!fx->fs.triggered_conn].writes;
+	mutex_unlock(&fx->fs.lock);
+	if (c->type == NBD_CMD_WRITE)
+		KUNIT_EXPECT_EQ(test, writes, c->ret ? 0 : 1);
+	KUNIT_EXPECT_TRUE(test,
+			  nbd_conn_alive(nbd_fixture_conn(test,
+							  !fx->fs.triggered_conn)));
+	vfree(buf);
+}
+
 static void nbd_transport_out_of_order(struct kunit *test)
 {
 	struct nbd_fixture *fx = test->priv;
@@ -1266,6 +1610,13 @@ static struct kunit_case nbd_transport_cases[] = {
 	KUNIT_CASE(nbd_transport_trim_zeroes),
 	KUNIT_CASE(nbd_transport_not_advertised),
 	KUNIT_CASE(nbd_transport_server_error),
+	KUNIT_CASE(nbd_transport_disconnect_soft),
+	KUNIT_CASE(nbd_transport_disconnect_stuck),
+	KUNIT_CASE(nbd_transport_eshutdown),
+	KUNIT_CASE(nbd_transport_early_write_reply),
+	KUNIT_CASE(nbd_transport_read_only),
+	KUNIT_CASE(nbd_transport_pick_conn_bounds),
+	KUNIT_CASE_PARAM(nbd_transport_timeout_resend, timeout_gen_params),
 	KUNIT_CASE(nbd_transport_out_of_order),
 	KUNIT_CASE(nbd_transport_multi_conn),
 	KUNIT_CASE(nbd_transport_multi_conn_primary),

@@ -28,7 +28,6 @@
 static DEFINE_IDR(nbd_index_idr);
 static DEFINE_MUTEX(nbd_index_mutex);
 static struct workqueue_struct *nbd_del_wq;
-struct workqueue_struct *nbd_io_wq;
 
 static int nbds_max = 16;
 module_param(nbds_max, int, 0444);
@@ -830,7 +829,7 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	if (err) {
 		atomic_dec(&config->live_conns);
 		sockfd_put(sock);
-		return nbd_sock_busy(nbd, extack);
+		return err == -EBUSY ? nbd_sock_busy(nbd, extack) : err;
 	}
 	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);
@@ -904,7 +903,7 @@ void nbd_wait_receivers(struct nbd_device *nbd, struct nbd_config *config)
 	unsigned int i;
 
 	wait_event(config->recv_wq, !atomic_read(&config->recv_threads));
-	/* TCP receivers run on nbd_io_wq, the others on recv_wq. */
+	/* TCP receivers run on the device's io_wq, the others on their own. */
 	for (i = 0; i < config->num_conns; i++)
 		nbd_conn_flush_recv(config->conns[i]);
 }
@@ -1243,7 +1242,7 @@ static void nbd_remove_workfn(struct work_struct *work)
 	mutex_lock(&nbd_index_mutex);
 	idr_remove(&nbd_index_idr, nbd->index);
 	mutex_unlock(&nbd_index_mutex);
-	destroy_workqueue(nbd->recv_wq);
+	destroy_workqueue(nbd->io_wq);
 	put_disk(disk);		/* frees nbd */
 }
 
@@ -1314,16 +1313,14 @@ static struct nbd_device *nbd_dev_add(int index)
 		goto out_free_tags;
 
 	/*
-	 * Receivers that wait in recvmsg (not TCP, see nbd_conn_start())
-	 * run for the life of their connection.  No WQ_MEM_RECLAIM: when
-	 * creating a worker is slow (seen under QEMU TCG), the rescuer takes
-	 * every waiting work item of the queue and runs them one after the
-	 * other, so all but the first receiver would wait forever behind
-	 * it.  They start at connect and reconnect time, in process context.
+	 * Senders and TCP receivers: short work items, on a workqueue of the
+	 * device's own with a rescuer, so that under memory pressure each
+	 * device makes progress on its own.  Receivers that wait in recvmsg
+	 * (AF_UNIX) have one per connection (nbd_conn_create()).
 	 */
-	nbd->recv_wq = alloc_workqueue("nbd%d-recv", WQ_HIGHPRI | WQ_UNBOUND,
-				       0, nbd->index);
-	if (!nbd->recv_wq) {
+	nbd->io_wq = alloc_workqueue("nbd%d-io", WQ_MEM_RECLAIM | WQ_HIGHPRI,
+				     0, nbd->index);
+	if (!nbd->io_wq) {
 		err = -ENOMEM;
 		goto out_free_idr;
 	}
@@ -1357,7 +1354,7 @@ static struct nbd_device *nbd_dev_add(int index)
 out_put_disk:
 	put_disk(disk);		/* does not free nbd: private_data is set */
 out_free_wq:
-	destroy_workqueue(nbd->recv_wq);
+	destroy_workqueue(nbd->io_wq);
 out_free_idr:
 	mutex_lock(&nbd_index_mutex);
 	idr_remove(&nbd_index_idr, nbd->index);
@@ -1539,9 +1536,6 @@ static int __init nbd_init(void)
 	nbd_del_wq = alloc_workqueue("nbd-del", WQ_UNBOUND, 0);
 	if (!nbd_del_wq)
 		goto out_unregister;
-	nbd_io_wq = alloc_workqueue("nbd-io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
-	if (!nbd_io_wq)
-		goto out_del_wq;
 
 	nbd_dbg_init();
 	for (i = 0; i < nbds_max; i++) {
@@ -1563,8 +1557,6 @@ static int __init nbd_init(void)
 out_devices:
 	nbd_dev_remove_all();
 	nbd_dbg_exit();
-	destroy_workqueue(nbd_io_wq);
-out_del_wq:
 	destroy_workqueue(nbd_del_wq);
 out_unregister:
 	unregister_blkdev(NBD_MAJOR, "nbd");
@@ -1577,7 +1569,6 @@ static void __exit nbd_exit(void)
 	nbd_genl_exit();
 	nbd_dev_remove_all();
 	nbd_dbg_exit();
-	destroy_workqueue(nbd_io_wq);
 	destroy_workqueue(nbd_del_wq);
 	idr_destroy(&nbd_index_idr);
 	unregister_blkdev(NBD_MAJOR, "nbd");

@@ -128,7 +128,9 @@ struct nbd_config {
  * @config_lock: serialises configuration changes
  * @config_refs: lifetime of @config
  * @config: the current session or NULL
- * @recv_wq: workqueue running this device's receive workers
+ * @io_wq: this device's senders and TCP receivers (WQ_MEM_RECLAIM: a
+ *	rescuer of its own, so that a stalled server of another device
+ *	cannot starve this one under memory pressure)
  * @remove_work: deletes the disk once @refs is gone
  * @config_put_work: drops a config reference on behalf of the timeout
  *	handler, which must never tear the session down itself
@@ -146,7 +148,7 @@ struct nbd_device {
 	refcount_t config_refs;
 	struct nbd_config *config;
 
-	struct workqueue_struct *recv_wq;
+	struct workqueue_struct *io_wq;
 	struct work_struct remove_work;
 	struct work_struct config_put_work;
 	struct delayed_work dead_work;
@@ -201,8 +203,6 @@ static inline struct device *nbd_to_dev(struct nbd_device *nbd)
 {
 	return disk_to_dev(nbd->disk);
 }
-
-extern struct workqueue_struct *nbd_io_wq;
 
 /* main.c */
 struct nbd_device *nbd_lookup_get(int index);

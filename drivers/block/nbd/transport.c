@@ -23,7 +23,10 @@
  * there in softirq, many replies per call, and completes them; when a
  * task owns the socket it queues a short work item that does the same
  * under lock_sock().  AF_UNIX streams have no ->read_sock: there a work
- * item waits in recvmsg for the life of the connection.  Every reply is
+ * item waits in recvmsg for the life of the connection, on a workqueue
+ * of the connection's own (with a rescuer: under memory pressure it
+ * needs no worker from anyone else).  The senders and the short TCP
+ * runs go to the device's workqueue, which has a rescuer too.  Every reply is
  * checked before it touches a request: the magic, the cookie's hardware
  * queue and tag, that the request is on the wire on this very
  * connection, and that the cookie's generation is the one of the current
@@ -629,7 +632,7 @@ static void nbd_rx_data_ready(struct sock *sk)
 	if (likely(conn && conn->rx_data_ready)) {
 		if (!in_softirq() || sock_owned_by_user_nocheck(sk) ||
 		    !nbd_conn_alive(conn) || nbd_rx_read_sock_locked(conn))
-			queue_work(nbd_io_wq, &conn->recv_work);
+			queue_work(conn->nbd->io_wq, &conn->recv_work);
 		else
 			conn->rx_inline_runs++;
 		conn->rx_data_ready(sk);
@@ -644,7 +647,7 @@ static void nbd_rx_state_change(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
 	if (likely(conn && conn->rx_state_change)) {
-		queue_work(nbd_io_wq, &conn->recv_work);
+		queue_work(conn->nbd->io_wq, &conn->recv_work);
 		conn->rx_state_change(sk);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -747,6 +750,33 @@ static void nbd_recv_work(struct work_struct *work)
 	nbd_recv_end(conn, ret);
 }
 
+/*
+ * Replies are parsed in place from the socket's buffers on plain TCP
+ * only: a ULP (kernel TLS) may leave the TCP read_sock in place, which
+ * would hand over the raw stream.
+ */
+static bool nbd_sock_parses_in_place(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	return sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
+	       !inet_csk_has_ulp(sk) && sock->ops->read_sock;
+}
+
+/*
+ * A receiver that waits in recvmsg gets a workqueue of its own, once:
+ * the connection keeps it across reconnects.
+ */
+static int nbd_conn_alloc_rx_wq(struct nbd_conn *conn, struct socket *sock)
+{
+	if (conn->rx_wq || nbd_sock_parses_in_place(sock))
+		return 0;
+	conn->rx_wq = alloc_workqueue("nbd%d-rx%u",
+				      WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_UNBOUND,
+				      1, conn->nbd->index, conn->index);
+	return conn->rx_wq ? 0 : -ENOMEM;
+}
+
 static void nbd_conn_setup_socket(struct socket *sock)
 {
 	struct sock *sk = sock->sk;
@@ -804,18 +834,19 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 
 	if (!conn)
 		return ERR_PTR(-ENOMEM);
+	conn->config = config;
+	conn->nbd = config->nbd;
+	conn->index = index;
+	ret = nbd_conn_alloc_rx_wq(conn, sock);
+	if (ret)
+		goto out_free;
 	ret = nbd_conn_claim_sock(conn, sock);
-	if (ret) {
-		kfree(conn);
-		return ERR_PTR(ret);
-	}
+	if (ret)
+		goto out_destroy_wq;
 	init_llist_head(&conn->send_list);
 	INIT_WORK(&conn->send_work, nbd_send_work);
 	INIT_WORK(&conn->recv_work, nbd_recv_work);
 	mutex_init(&conn->tx_lock);
-	conn->config = config;
-	conn->nbd = config->nbd;
-	conn->index = index;
 	conn->sock = sock;
 	/* Every request's header; the connection is kmalloc()ed memory. */
 	bvec_set_page(&conn->tx_vec[0], virt_to_page(&conn->tx_hdr),
@@ -823,6 +854,13 @@ struct nbd_conn *nbd_conn_create(struct nbd_config *config,
 	nbd_rx_want_hdr(conn);
 	nbd_conn_setup_socket(sock);
 	return conn;
+
+out_destroy_wq:
+	if (conn->rx_wq)
+		destroy_workqueue(conn->rx_wq);
+out_free:
+	kfree(conn);
+	return ERR_PTR(ret);
 }
 
 /**
@@ -836,6 +874,8 @@ void nbd_conn_destroy(struct nbd_conn *conn)
 		nbd_conn_release_sock(conn, conn->sock);
 		sockfd_put(conn->sock);
 	}
+	if (conn->rx_wq)
+		destroy_workqueue(conn->rx_wq);
 	mutex_destroy(&conn->tx_lock);
 	kfree(conn);
 }
@@ -848,32 +888,25 @@ void nbd_conn_destroy(struct nbd_conn *conn)
  * recv_threads; the receiver drops both when it ends.
  *
  * On plain TCP the socket's data_ready callback parses replies in
- * softirq, or queues a short receiver run on the per-CPU I/O workqueue
+ * softirq, or queues a short receiver run on the device's workqueue
  * when it cannot (nbd_rx_data_ready()); state changes always queue one,
- * and the first run takes what came before.  Other sockets
- * get a receiver that waits in recvmsg on the device's receive
- * workqueue: AF_UNIX streams have no read_sock, and measured under QEMU
- * short runs there cost a context switch for a reply's header and
- * another for its data, where a waiting reader gets both at once.
+ * and the first run takes what came before.  Other sockets get a
+ * receiver that waits in recvmsg on the connection's own workqueue:
+ * AF_UNIX streams have no read_sock, and measured under QEMU short runs
+ * there cost a context switch for a reply's header and another for its
+ * data, where a waiting reader gets both at once.
  */
 void nbd_conn_start(struct nbd_conn *conn)
 {
-	struct socket *sock = conn->sock;
-	struct sock *sk = sock->sk;
-
-	/*
-	 * read_sock on plain TCP only: a ULP (kernel TLS) may leave the
-	 * TCP one in place, which would hand over the raw stream.
-	 */
-	conn->rx_read_sock = sk->sk_protocol == IPPROTO_TCP && sk_is_tcp(sk) &&
-			     !inet_csk_has_ulp(sk) && sock->ops->read_sock;
+	conn->rx_read_sock = nbd_sock_parses_in_place(conn->sock);
 	nbd_rx_want_hdr(conn);
 	conn->rx_err = 0;
 	if (conn->rx_read_sock) {
 		nbd_rx_hook(conn);
-		queue_work(nbd_io_wq, &conn->recv_work);
+		queue_work(conn->nbd->io_wq, &conn->recv_work);
 	} else {
-		queue_work(conn->nbd->recv_wq, &conn->recv_work);
+		/* nbd_conn_create() or nbd_conn_replace_socket() made it */
+		queue_work(conn->rx_wq, &conn->recv_work);
 	}
 }
 
@@ -892,7 +925,7 @@ void nbd_conn_flush_recv(struct nbd_conn *conn)
  */
 void nbd_conn_kick(struct nbd_conn *conn)
 {
-	queue_work(nbd_io_wq, &conn->send_work);
+	queue_work(conn->nbd->io_wq, &conn->send_work);
 }
 
 /**
@@ -1008,13 +1041,16 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_conn_sync);
  * again as soon as it is usable, and that failure is counted) and starts
  * it after.
  *
- * Return: 0, or -EBUSY when another kernel user owns @sock.
+ * Return: 0, -EBUSY when another kernel user owns @sock, or -ENOMEM.
  */
 int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock)
 {
 	struct socket *old;
 	int ret;
 
+	ret = nbd_conn_alloc_rx_wq(conn, sock);
+	if (ret)
+		return ret;
 	ret = nbd_conn_claim_sock(conn, sock);
 	if (ret)
 		return ret;

@@ -59,6 +59,8 @@ enum {
  * @tx_bio: the next bio whose data is to be written, or NULL
  * @tx_iter: what is left of what is being written: @tx_vec, or a bio
  * @recv_work: the receiver (see nbd_conn_start())
+ * @rx_wq: where @recv_work waits in recvmsg (sockets not parsed in
+ *	place), with a rescuer of its own; NULL for TCP
  * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
  *	the socket's callbacks
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
@@ -101,6 +103,7 @@ struct nbd_conn {
 	 * the socket (see nbd_rx_data_ready())
 	 */
 	struct work_struct recv_work;
+	struct workqueue_struct *rx_wq;
 	bool rx_read_sock;
 	void (*rx_data_ready)(struct sock *sk);
 	void (*rx_state_change)(struct sock *sk);

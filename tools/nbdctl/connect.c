@@ -897,6 +897,7 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 	struct persist ps = { .index = index };
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 	int64_t next_try = 0, next_status, backoff = BACKOFF_MIN_MS, now;
+	int64_t backoff_max = BACKOFF_MAX_MS;
 	const char *backend;
 	char err[512], *uri_text;
 	struct pollfd pfd;
@@ -919,6 +920,16 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 	plog(LOG_NOTICE, "/dev/nbd%d: watching %u connection%s to %s (dead-connection timeout %u s)",
 	     index, o->connections, o->connections == 1 ? "" : "s",
 	     uri_text ? uri_text : "?", o->dead_timeout);
+
+	/*
+	 * A server down for a while is tried again and again, less often
+	 * each time, but at least four times within the dead-connection
+	 * timeout: a restarted server must be found before I/O gives up.
+	 */
+	if (o->dead_timeout && (int64_t)o->dead_timeout * 1000 / 4 < backoff_max)
+		backoff_max = (int64_t)o->dead_timeout * 1000 / 4;
+	if (backoff_max < BACKOFF_MIN_MS)
+		backoff_max = BACKOFF_MIN_MS;
 
 	pfd.fd = nbdnl_fd(ev);
 	pfd.events = POLLIN;
@@ -970,8 +981,8 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 					break;
 				}
 				next_try = now + backoff;
-				backoff = backoff * 2 > BACKOFF_MAX_MS ?
-					  BACKOFF_MAX_MS : backoff * 2;
+				backoff = backoff * 2 > backoff_max ?
+					  backoff_max : backoff * 2;
 			}
 		}
 	}

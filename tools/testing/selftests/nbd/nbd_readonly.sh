@@ -4,7 +4,10 @@
 # Read-only exports (NBD_FLAG_READ_ONLY): the device is read-only
 # (/sys/block/nbd0/ro, BLKROGET), reads return the export's content and
 # writes fail without changing it.  nbdkit's pattern plugin with -r over
-# netlink, nbd-server with "readonly = true" over the ioctl interface.
+# netlink, nbd-server with "readonly = true" over the ioctl interface,
+# and qemu-nbd -r, which advertises SEND_FLUSH: fsync() on the device
+# must succeed there (the flush goes to the server), and a write fail
+# with EPERM.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -12,9 +15,9 @@ DEV=/dev/nbd0
 BS=4096
 
 nbd_test_init
-ktap_plan 15
+ktap_plan 20
 ktap_info "module: $(nbd_module_desc)"
-require_cmds nbdkit nbd-server nbd-client blockdev dd cmp perl
+require_cmds nbdkit nbd-server nbd-client qemu-nbd blockdev dd cmp perl python3
 
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 nbdkit_start pattern -r pattern 64M || ktap_bail "cannot start nbdkit"
@@ -86,5 +89,35 @@ check "ioctl: a buffered write with fsync fails" \
 check "ioctl: detach" nbd_detach "$DEV"
 check "the backing file is unchanged" \
 	bash -c "sha256sum <'$NBD_TMP/ro.img' | cmp -s - '$NBD_TMP/ro.sum'"
+
+# --- qemu-nbd -r: SEND_FLUSH on a read-only export -----------------------------
+# fsync_dev: fsync() of the device opened read-only succeeds.
+fsync_dev()
+{
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.close(fd)' "$DEV" 2>"$NBD_TMP/fsync.err" && return 0
+	ktap_info_file "$NBD_TMP/fsync.err"
+	dmesg | tail -n 3 | sed 's/^/#   /'
+	return 1
+}
+
+# write_eperm: a write(2) fails with "Operation not permitted".
+write_eperm()
+{
+	write_fails 3 || return 1
+	grep -q 'Operation not permitted' "$NBD_TMP/dd.err"
+}
+
+qemunbd_start qro -r -f raw "$NBD_TMP/ro.img" ||
+	ktap_bail "cannot start qemu-nbd"
+check "qemu-nbd -r: attach" nbd_attach "$DEV" "$(nbd_sock qro)" ||
+	ktap_bail "attach failed"
+check "qemu-nbd -r: it advertises SEND_FLUSH (flags $(cat /sys/kernel/debug/nbd/nbd0/flags 2>/dev/null | head -n 1))" \
+	eval 'grep -q SEND_FLUSH /sys/kernel/debug/nbd/nbd0/flags'
+check "qemu-nbd -r: fsync() on the device succeeds" fsync_dev
+check "qemu-nbd -r: a write fails with EPERM" write_eperm
+check "qemu-nbd -r: detach" nbd_detach "$DEV"
 check "unload nbd" nbd_unload
 ktap_finish

@@ -2,9 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Request timeouts and dead connections:
-#  1. two connections, one of which stops answering: its requests time
-#     out, the connection is shut down, the requests are resent on the
-#     other one and what four writers wrote reads back intact;
+#  1. two connections and a dead-connection timeout, one connection stops
+#     answering: its requests time out, the connection is shut down, the
+#     requests are resent on the other one and what four writers wrote
+#     reads back intact;
+#  1b. the same without a dead-connection timeout: a write that timed out
+#     is not resent (the server may still execute it, and does: a resent
+#     copy could then be overwritten by it) but fails with ETIMEDOUT; a
+#     read is resent;
 #  2. one connection that stops answering and no dead-connection timeout:
 #     the read fails with EIO soon after the timeout and the device is
 #     torn down (disconnected, the module unloads);
@@ -26,9 +31,9 @@ T=${NBD_REQ_TIMEOUT:-3}		# request timeout (s); more on slow kernels
 STALL=$((T * 10))		# a stalled request sleeps this long
 
 nbd_test_init
-ktap_plan 21
+ktap_plan 27
 ktap_info "module: $(nbd_module_desc)"
-require_cmds python3 qemu-nbd fio perl dd
+require_cmds python3 qemu-nbd fio perl dd taskset cmp
 
 NBDCTL=${NBDCTL:-}
 [[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
@@ -85,8 +90,9 @@ unstall()	# unstall NAME WHO
 # --- 1. one of two connections stalls ---------------------------------------
 slow_server two || ktap_bail "cannot start the scripted server"
 dmesg_mark stall
-check "attach with 2 connections and a $T s timeout" \
-	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock two)" "$DEV" -C 2 --timeout $T
+check "attach with 2 connections, a $T s timeout, a 60 s dead-connection timeout" \
+	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock two)" "$DEV" -C 2 \
+	--timeout $T --dead-timeout 60
 nbd_quiesce "$DEV"
 stall two c0 $STALL
 # Four writers on disjoint regions (dd, not fio: fio 3.33's helper thread
@@ -119,6 +125,55 @@ check "the device is still connected (the other connection lives)" \
 	nbd_connected "$DEV"
 check "detach" "$NBDCTL" disconnect "$DEV"
 check "detached" nbd_wait_disconnected "$DEV" 10
+
+# --- 1b. no dead-connection timeout: a timed-out write is not resent ------------
+# cpu_of_hwq N: a CPU whose requests go to hardware queue N (with one
+# queue per connection, to connection N first).
+cpu_of_hwq()
+{
+	local l
+
+	l=$(cat "/sys/block/${DEV##*/}/mq/$1/cpu_list" 2>/dev/null) || return 1
+	l=${l%%,*}
+	echo "${l%%-*}"
+}
+slow_server twob || ktap_bail "cannot start the scripted server"
+dmesg_mark nodead
+check "attach with 2 connections, a $T s timeout, no dead-connection timeout" \
+	"$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock twob)" "$DEV" -C 2 \
+	--timeout $T
+nbd_quiesce "$DEV"
+CPU0=$(cpu_of_hwq 0)
+ZSTALL=$((T * 2 + 5))	# past the timeout; the old copy lands after it
+stall twob c0 $ZSTALL
+head -c 4096 /dev/urandom >"$NBD_TMP/zombie.in"
+write_times_out()
+{
+	local rc
+
+	timeout $((ZSTALL * 4)) taskset -c "$CPU0" dd if="$NBD_TMP/zombie.in" \
+		of="$DEV" bs=4k seek=300 count=1 oflag=direct conv=notrunc \
+		status=none 2>"$NBD_TMP/zombie.err"
+	rc=$?
+	ktap_info "write on connection 0: exit $rc: $(head -n 1 "$NBD_TMP/zombie.err")"
+	[[ $rc -ne 0 && $rc -ne 124 ]] &&
+		grep -q 'Connection timed out' "$NBD_TMP/zombie.err"
+}
+check "a write on the stalled connection fails with ETIMEDOUT" write_times_out
+check "the kernel said it was not resent" \
+	kernel_says 'write of 4096 bytes at 1228800 not resent'
+check "a read from the same CPU is served by the other connection" \
+	timeout 60 taskset -c "$CPU0" dd if="$DEV" of=/dev/null bs=4k count=1 \
+	skip=400 iflag=direct status=none
+zombie_landed()
+{
+	dd if="$NBD_TMP/twob.img" of="$NBD_TMP/zombie.out" bs=4k skip=300 \
+		count=1 status=none && cmp -s "$NBD_TMP/zombie.in" "$NBD_TMP/zombie.out"
+}
+check "the server executed the timed-out write after its stall anyway" \
+	wait_for $((ZSTALL + 20)) zombie_landed
+unstall twob c0
+check "detach" "$NBDCTL" disconnect "$DEV"
 
 # --- 2. the only connection stalls, no dead-connection timeout ------------------
 slow_server one || ktap_bail "cannot start the scripted server"

@@ -26,12 +26,16 @@ TESTS=(
 	nbd_readonly:300
 	nbd_discard:300
 	nbd_disconnect_busy:300
+	nbd_stuck_disconnect:300
+	nbd_soft_disconnect:300
+	nbd_errno:300
 	nbd_modprobe_race:300
 	nbd_hostile:600
 	nbd_qemu:300
 	nbd_perm:300
 	nbd_nbdctl:300
 	nbd_persist:600
+	nbd_server_restart:900
 	nbd_timeout:600
 	nbd_races:900
 	nbd_teardown:600

@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# A disconnect when the server has stopped reading: nbdkit is SIGSTOPped
+# under fio's 1 MiB writes at queue depth 32, so the socket is full and
+# the sender waits on it.  The disconnect must still return within its
+# bound (no request timeout is set: disconnect_timeout, 5 s), what was in
+# flight must fail, no task may be left in D state, and meanwhile STATUS
+# and I/O on another device must keep answering.  SIGCONT afterwards
+# changes nothing.  By the ioctl interface (nbd-client -L, NBD_DISCONNECT),
+# by netlink (nbd-client -d, nbdctl disconnect), and by the last close of
+# a device with DISCONNECT_ON_CLOSE (there with nothing in flight: a task
+# with I/O on a stuck server cannot close the device, the block layer
+# waits for that I/O first).  Finally the module unloads.
+#
+# The stock module never returns from these disconnects: its task stays
+# in D state (run with NBD_STOCK=1 and a short VM timeout to see it).
+#
+# Environment: NBDCTL, the nbdctl binary (the harness builds it).
+
+source "$(dirname "$0")/lib.sh"
+
+DEV=/dev/nbd0
+OTHER=/dev/nbd1
+BOUND=${NBD_STUCK_BOUND:-30}	# the disconnect's 5 s, with room for slow kernels
+
+nbd_test_init
+ktap_plan 30
+ktap_info "module: $(nbd_module_desc)"
+require_cmds nbdkit nbd-client fio dd
+
+NBDCTL=${NBDCTL:-}
+[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+
+check "load nbd" nbd_load nbds_max=4 || ktap_bail "cannot load nbd"
+nbdkit_start other memory 64M || ktap_bail "cannot start nbdkit"
+check "attach $OTHER to a healthy server" nbd_attach "$OTHER" "$(nbd_sock other)" ||
+	ktap_bail "attach failed"
+
+FIO_PID=
+start_fio()
+{
+	timeout 300 fio --name=stuck --filename="$DEV" --ioengine=libaio \
+		--direct=1 --rw=write --bs=1M --iodepth=32 --size=512M \
+		--time_based --runtime=240 >"$NBD_TMP/fio.$1.out" 2>&1 &
+	FIO_PID=$!
+	track_pid "$FIO_PID"
+}
+
+_inflight()
+{
+	local r w
+
+	read -r r w <"/sys/block/${DEV##*/}/inflight"
+	[[ $((r + w)) -gt 0 ]]
+}
+
+# D-state tasks (other than kernel threads), as "pid comm" lines.
+d_state_tasks()
+{
+	ps -eo pid=,stat=,comm= | awk '$2 ~ /^D/ && $3 !~ /^(kworker|nbd)/ { print $1, $3 }'
+}
+
+# status_answers: STATUS (nbdctl list) answers within 3 s and says the
+# other device is connected, and a read of it works.
+status_answers()
+{
+	local t0=$SECONDS
+
+	timeout 10 "$NBDCTL" list >"$NBD_TMP/list.out" 2>&1 || {
+		ktap_info_file "$NBD_TMP/list.out"
+		return 1
+	}
+	ktap_info "nbdctl list answered in $((SECONDS - t0)) s"
+	grep -q "^$OTHER .*connected" "$NBD_TMP/list.out" || {
+		ktap_info_file "$NBD_TMP/list.out"
+		return 1
+	}
+	[[ $((SECONDS - t0)) -le 3 ]] &&
+		timeout 10 dd if="$OTHER" of=/dev/null bs=4096 count=1 \
+			iflag=direct status=none
+}
+
+# stuck NAME DISCONNECT-CMD...: with a stopped server under fio writes,
+# run the disconnect, check STATUS meanwhile, then the outcome.
+stuck()
+{
+	local name=$1 pid t0 rc
+
+	shift
+	start_fio "$name"
+	if ! wait_for 60 _inflight; then
+		not_ok "$name: fio has writes in flight"
+		ktap_info_file "$NBD_TMP/fio.$name.out"
+		return 1
+	fi
+	sleep 2
+	kill -STOP "$(cat "$NBD_TMP/$name.pid")"
+	sleep 1
+	ok "$name: fio writes in flight, server stopped"
+
+	t0=$SECONDS
+	"$@" >"$NBD_TMP/disc.$name.out" 2>&1 &
+	pid=$!
+	track_pid "$pid"
+	sleep 1
+	check "$name: STATUS and another device answer during the disconnect" \
+		status_answers
+	if wait_for "$BOUND" _pid_gone "$pid"; then
+		wait "$pid"
+		rc=$?
+		ok "$name: the disconnect returned after $((SECONDS - t0)) s (status $rc)"
+	else
+		not_ok "$name: the disconnect has not returned after $BOUND s"
+		ktap_info "tasks in D state: $(d_state_tasks | tr '\n' ' ')"
+		ktap_bail "disconnect hung"
+	fi
+	check "$name: $DEV is disconnected" nbd_wait_disconnected "$DEV" 20
+	check "$name: fio ended (its writes failed)" \
+		eval 'wait_for 30 _pid_gone "$FIO_PID" && ! wait "$FIO_PID"'
+	check "$name: no task in D state" eval '[[ -z $(d_state_tasks) ]]'
+	kill -CONT "$(cat "$NBD_TMP/$name.pid")"
+	sleep 1
+	check "$name: after SIGCONT, $DEV stays disconnected and $OTHER works" \
+		eval 'nbd_disconnected "$DEV" &&
+		      dd if="$OTHER" of=/dev/null bs=4096 count=1 iflag=direct status=none'
+}
+
+for s in ioctl netlink nbdctl close; do
+	nbdkit_start "$s" memory 1G || ktap_bail "cannot start nbdkit"
+done
+
+check "ioctl: attach (nbd-client -L)" nbd_attach "$DEV" "$(nbd_sock ioctl)" -L ||
+	ktap_bail "attach failed"
+stuck ioctl nbd-client -L -d "$DEV"
+
+check "netlink: attach (nbd-client)" nbd_attach "$DEV" "$(nbd_sock netlink)" ||
+	ktap_bail "attach failed"
+stuck netlink nbd-client -d "$DEV"
+
+check "nbdctl: attach" \
+	quiet "$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock nbdctl)" "$DEV" ||
+	ktap_bail "attach failed"
+stuck nbdctl "$NBDCTL" disconnect "$DEV"
+
+# Last close, DISCONNECT_ON_CLOSE: the server stopped, nothing in flight.
+close_disconnects()
+{
+	local t0=$SECONDS
+
+	exec {fd}<"$DEV"
+	kill -STOP "$(cat "$NBD_TMP/close.pid")"
+	exec {fd}<&-
+	wait_for "$BOUND" nbd_disconnected "$DEV" || return 1
+	ktap_info "disconnected $((SECONDS - t0)) s after the last close"
+	kill -CONT "$(cat "$NBD_TMP/close.pid")"
+}
+check "close: attach with --disconnect-on-close" \
+	quiet "$NBDCTL" connect "nbd+unix:///?socket=$(nbd_sock close)" "$DEV" \
+	--disconnect-on-close || ktap_bail "attach failed"
+nbd_quiesce "$DEV"
+check "close: the last close of a stopped server's device disconnects it" \
+	close_disconnects
+
+check "detach $OTHER" nbd_detach "$OTHER"
+check "unload nbd" nbd_unload
+ktap_finish

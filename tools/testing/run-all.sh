@@ -35,7 +35,7 @@ KUNIT=${NBD_KUNIT:-1}
 RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
-DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_readonly|nbd_persist|nbd_install"}
+DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_readonly|nbd_persist|nbd_install|nbd_errno"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
@@ -132,7 +132,8 @@ kernel_vm() {
 		      --env NBD_FIO_REGION_MB=4 --env NBD_FIO_SEQ_MB=8
 		      --env NBD_MULTICONN_MB=2 --env NBD_REQ_TIMEOUT=20
 		      --env NBD_TCP_REGION_MB=2 --env NBD_TCP_SEQ_MB=4
-		      --env NBD_RACE_ROUNDS=20 --env NBD_CLEAR_SOCK_COUNT=1000)
+		      --env NBD_RACE_ROUNDS=20 --env NBD_CLEAR_SOCK_COUNT=1000
+		      --env NBD_RESTART_MB=2)
 	fi
 	# A kernel with KUnit built the test module too: run it there.
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko
@@ -146,7 +147,9 @@ kernel_vm() {
 	# cover there too (they run on both Debian kernels): plain I/O
 	# through nbd-client (nbd_dd, nbd_qemu's ioctl path stays), a
 	# filesystem, partitions, read-only, --persist (nbd_timeout
-	# reconnects) and make install (no kernel code).
+	# reconnects), make install (no kernel code) and the server errno
+	# table (a mapping KUnit checks; nbd_server_restart takes the
+	# ESHUTDOWN path).
 	if [ -n "$part" ] && [ -z "$TESTS" ]; then
 		tests=$(NBD_INSTALL_STAGE=$stage NBD_KUNIT_KO=$kunit_ko \
 			tools/testing/selftests/nbd/run_tests.sh -l |

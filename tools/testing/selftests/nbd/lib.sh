@@ -180,6 +180,15 @@ nbd_idle()
 	[[ $((r + w)) -eq 0 ]]
 }
 
+# nbd_busy DEV: DEV has requests in flight.
+nbd_busy()
+{
+	local r w
+
+	read -r r w <"/sys/block/$(basename "$1")/inflight" || return 1
+	[[ $((r + w)) -gt 0 ]]
+}
+
 # nbd_quiesce DEV: wait for udev, then for udev's probing reads to end
 # (settle may give up first on a slow kernel).
 nbd_quiesce()
@@ -345,6 +354,14 @@ nbd_test_init()
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	export LC_ALL=C
+}
+
+# require_nbdctl: bail out unless NBDCTL (set by the harness) is the
+# nbdctl binary to test.
+require_nbdctl()
+{
+	NBDCTL=${NBDCTL:-}
+	[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
 }
 
 # require_cmds CMD...: bail out when a program the test needs is missing.

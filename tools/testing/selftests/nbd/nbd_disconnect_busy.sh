@@ -37,16 +37,9 @@ start_fio()
 }
 
 # fio_busy: fio is running and the device has requests in flight.
-_inflight()
-{
-	local r w
-
-	read -r r w <"/sys/block/${DEV##*/}/inflight"
-	[[ $((r + w)) -gt 0 ]]
-}
 _fio_busy()
 {
-	kill -0 "$FIO_PID" 2>/dev/null && _inflight
+	kill -0 "$FIO_PID" 2>/dev/null && nbd_busy "$DEV"
 }
 # fio can take more than 10 s to start its jobs under the debug kernel.
 fio_busy()

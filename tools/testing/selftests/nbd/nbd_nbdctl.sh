@@ -19,8 +19,7 @@ ktap_plan 36
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit python3 setpriv blockdev fio perl
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 
 # nbdctl_run NAME ARGS...: run nbdctl, output in $NBD_TMP/NAME.{out,err},
 # exit status in $NBD_TMP/NAME.rc; returns that status.

@@ -21,8 +21,7 @@ ktap_plan 13
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit fio perl
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 dmesg_mark persist

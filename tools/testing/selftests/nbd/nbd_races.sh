@@ -28,8 +28,7 @@ ktap_plan 24
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit nbd-server python3 mkfs.ext4 fio perl blockdev
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 # nbd-server, one process per client: the connect/disconnect loops drop
 # clients with requests in flight, which can make nbdkit 1.32 abort.

@@ -25,8 +25,7 @@ ktap_plan 37
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit qemu-nbd nbd-server fio perl
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 DISK=$NBD_TMP/disk.img
@@ -136,7 +135,10 @@ phase()
 	touch "$NBD_TMP/stop.$kind"
 	wait "$loop"
 	check "$kind: every fio run exited 0 with zero I/O and verify errors" \
-		all_runs_clean "$kind"
+		all_runs_clean "$kind" || {
+		ktap_info "server processes: $(pgrep -a -f "$(nbd_sock "$kind")" | tr '\n' ';')"
+		ktap_info_file "$NBD_TMP/$kind.log" 15
+	}
 	check "$kind: the kernel saw no I/O error" \
 		eval '! dmesg_since_mark | grep -q "I/O error, dev nbd0"'
 	dmesg_since_mark | grep -E 'nbd0|nbd:' | sed 's/^/# kernel: /' | tail -n 12

@@ -113,6 +113,7 @@ soft()
 	check "$name: attach" nbd_attach "$DEV" "$(nbd_sock "$name")" "$@" ||
 		ktap_bail "attach failed"
 	nbd_quiesce "$DEV"
+	dmesg_mark "$name"
 	writer "$NBD_TMP/$name.writes" &
 	wpid=$!
 	track_pid "$wpid"
@@ -126,8 +127,8 @@ soft()
 	check "$name: no write the server received failed, every write that succeeded is in the file" \
 		verdict "$name"
 	check "$name: the kernel logged the disconnect, no forced close" \
-		eval 'dmesg | grep -q "nbd0: disconnect requested" &&
-		      ! dmesg | grep -q "nbd0: disconnect: the server did not answer"'
+		eval 'dmesg_since_mark | grep -q "nbd0: disconnect requested" &&
+		      ! dmesg_since_mark | grep -q "nbd0: disconnect: the server did not answer"'
 }
 
 soft netlink

@@ -29,8 +29,7 @@ ktap_plan 30
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit nbd-client fio dd
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 
 check "load nbd" nbd_load nbds_max=4 || ktap_bail "cannot load nbd"
 nbdkit_start other memory 64M || ktap_bail "cannot start nbdkit"
@@ -45,14 +44,6 @@ start_fio()
 		--time_based --runtime=240 >"$NBD_TMP/fio.$1.out" 2>&1 &
 	FIO_PID=$!
 	track_pid "$FIO_PID"
-}
-
-_inflight()
-{
-	local r w
-
-	read -r r w <"/sys/block/${DEV##*/}/inflight"
-	[[ $((r + w)) -gt 0 ]]
 }
 
 # D-state tasks (other than kernel threads), as "pid comm" lines.
@@ -76,9 +67,14 @@ status_answers()
 		ktap_info_file "$NBD_TMP/list.out"
 		return 1
 	}
-	[[ $((SECONDS - t0)) -le 3 ]] &&
-		timeout 10 dd if="$OTHER" of=/dev/null bs=4096 count=1 \
-			iflag=direct status=none
+	[[ $((SECONDS - t0)) -le 3 ]] || return 1
+	t0=$SECONDS
+	timeout 30 dd if="$OTHER" of=/dev/null bs=4096 count=1 \
+		iflag=direct status=none 2>"$NBD_TMP/other.err" || {
+		ktap_info "reading $OTHER failed after $((SECONDS - t0)) s: $(cat "$NBD_TMP/other.err")"
+		return 1
+	}
+	ktap_info "a read of $OTHER took $((SECONDS - t0)) s"
 }
 
 # stuck NAME DISCONNECT-CMD...: with a stopped server under fio writes,
@@ -89,7 +85,7 @@ stuck()
 
 	shift
 	start_fio "$name"
-	if ! wait_for 60 _inflight; then
+	if ! wait_for 60 nbd_busy "$DEV"; then
 		not_ok "$name: fio has writes in flight"
 		ktap_info_file "$NBD_TMP/fio.$name.out"
 		return 1

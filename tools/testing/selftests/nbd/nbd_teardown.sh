@@ -29,8 +29,7 @@ ktap_plan 21
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit nbd-server nbd-client python3 blockdev
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 nbdkit_start mem memory 256M || ktap_bail "cannot start nbdkit"
 SOCK=$(nbd_sock mem)

@@ -35,8 +35,7 @@ ktap_plan 27
 ktap_info "module: $(nbd_module_desc)"
 require_cmds python3 qemu-nbd fio perl dd taskset cmp
 
-NBDCTL=${NBDCTL:-}
-[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+require_nbdctl
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 
 # fio_verify NAME MB [KB [DEPTH]]: random writes of KB KiB (default 4) at

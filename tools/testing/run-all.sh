@@ -35,7 +35,13 @@ KUNIT=${NBD_KUNIT:-1}
 RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
-DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_readonly|nbd_persist|nbd_install|nbd_errno"}
+# Seconds per selftest on the debug kernel (CI, two VMs side by side).
+DEBUG_SECONDS="nbd_races=605 nbd_timeout=384 nbd_server_restart=450
+nbd_hostile=230 nbd_tcp=266 nbd_teardown=250 nbd_kunit=234 nbd_fio=224
+nbd_stuck_disconnect=290 nbd_nbdctl=192 nbd_multiconn=170
+nbd_disconnect_busy=169 nbd_modprobe_race=163 nbd_qemu=93 nbd_discard=85
+nbd_soft_disconnect=64 nbd_perm=36 nbd_errno=220 nbd_readonly=150"
+DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
@@ -70,8 +76,8 @@ result() {	# result NAME RC
 }
 
 # kernel_job K [PART]: everything for kernel K (an alias, a release or
-# "debug").  PART 1 or 2 runs half of the selftests (alternately from the
-# list); part 2 only builds the module (cached by then) and runs its half.
+# "debug").  PART 1 or 2 runs half of the selftests (balanced by time, see
+# kernel_vm); part 2 only builds the module (cached by then) and runs its half.
 kernel_job() {
 	local k=$1 part=${2:-} kvars krel ko rc dk stage picked log vmrc
 	local t_kernel=$SECONDS vm_timeout=1800 slow=() kunit_ko tests=$TESTS
@@ -133,7 +139,8 @@ kernel_vm() {
 		      --env NBD_MULTICONN_MB=2 --env NBD_REQ_TIMEOUT=20
 		      --env NBD_TCP_REGION_MB=2 --env NBD_TCP_SEQ_MB=4
 		      --env NBD_RACE_ROUNDS=20 --env NBD_CLEAR_SOCK_COUNT=1000
-		      --env NBD_RESTART_MB=2)
+		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
+		      --env NBD_RESTART_SHORT=1)
 	fi
 	# A kernel with KUnit built the test module too: run it there.
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko
@@ -142,20 +149,41 @@ kernel_vm() {
 	else
 		kunit_ko=''
 	fi
-	# Half of the list each; nbd_install needs part 1's staging tree.
+	# Two halves of about the same length: longest test first, each to
+	# the half with less so far, by the seconds each took on the debug
+	# kernel in CI (DEBUG_SECONDS; a test not listed counts 120 s).
+	# nbd_install needs part 1's staging tree.
 	# The debug kernel leaves out the tests whose driver paths others
 	# cover there too (they run on both Debian kernels): plain I/O
 	# through nbd-client (nbd_dd, nbd_qemu's ioctl path stays), a
-	# filesystem, partitions, read-only, --persist (nbd_timeout
-	# reconnects), make install (no kernel code) and the server errno
-	# table (a mapping KUnit checks; nbd_server_restart takes the
-	# ESHUTDOWN path).
+	# filesystem, partitions, --persist (nbd_timeout and
+	# nbd_server_restart reconnect) and make install (no kernel code).
 	if [ -n "$part" ] && [ -z "$TESTS" ]; then
 		tests=$(NBD_INSTALL_STAGE=$stage NBD_KUNIT_KO=$kunit_ko \
 			tools/testing/selftests/nbd/run_tests.sh -l |
 			grep -vxE "$DEBUG_SKIP" |
-			awk -v p="$part" '$0 == "nbd_install" { if (p == 1) print; next }
-					  { n++ } n % 2 == p % 2')
+			awk -v p="$part" -v secs="$(echo $DEBUG_SECONDS)" '
+				BEGIN { n = split(secs, kv, " ")
+					for (i = 1; i <= n; i++) {
+						split(kv[i], f, "=")
+						w[f[1]] = f[2]
+					} }
+				{ t[++m] = $0; s[m] = ($0 in w) ? w[$0] : 120 }
+				END {
+					# insertion sort, longest first
+					for (i = 2; i <= m; i++)
+						for (j = i; j > 1 && s[j] > s[j - 1]; j--) {
+							x = s[j]; s[j] = s[j - 1]; s[j - 1] = x
+							x = t[j]; t[j] = t[j - 1]; t[j - 1] = x
+						}
+					for (i = 1; i <= m; i++) {
+						h = sum[1] <= sum[2] ? 1 : 2
+						if (t[i] == "nbd_install")
+							h = 1
+						sum[h] += s[i]
+						if (h == p)
+							print t[i]
+					} }')
 		tests=$(echo $tests)
 	fi
 	log="$RESULTS/selftests-$krel$sfx.log"

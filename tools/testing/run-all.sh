@@ -36,11 +36,11 @@ RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
 # Seconds per selftest on the debug kernel (CI, two VMs side by side).
-DEBUG_SECONDS="nbd_races=605 nbd_timeout=384 nbd_server_restart=450
-nbd_hostile=230 nbd_tcp=266 nbd_teardown=250 nbd_kunit=234 nbd_fio=224
-nbd_stuck_disconnect=290 nbd_nbdctl=192 nbd_multiconn=170
-nbd_disconnect_busy=169 nbd_modprobe_race=163 nbd_qemu=93 nbd_discard=85
-nbd_soft_disconnect=64 nbd_perm=36 nbd_errno=220 nbd_readonly=150"
+DEBUG_SECONDS="nbd_races=518 nbd_server_restart=412 nbd_timeout=376
+nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223 nbd_tcp=214
+nbd_teardown=196 nbd_hostile=188 nbd_kunit=188 nbd_disconnect_busy=164
+nbd_errno=162 nbd_readonly=154 nbd_qemu=143 nbd_multiconn=142
+nbd_modprobe_race=137 nbd_soft_disconnect=114 nbd_discard=101 nbd_perm=58"
 DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0

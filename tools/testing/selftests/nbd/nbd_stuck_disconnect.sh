@@ -62,10 +62,12 @@ writing()
 	[[ $w -gt 0 ]]
 }
 
-# D-state tasks (other than kernel threads), as "pid comm" lines.
+# D-state tasks other than kernel threads (kthreadd, pid 2, and its
+# children), as "pid comm" lines: nbd-client and nbdctl count.
 d_state_tasks()
 {
-	ps -eo pid=,stat=,comm= | awk '$2 ~ /^D/ && $3 !~ /^(kworker|nbd)/ { print $1, $3 }'
+	ps -eo pid=,ppid=,stat=,comm= |
+		awk '$3 ~ /^D/ && $1 != 2 && $2 != 2 { print $1, $4 }'
 }
 
 # status_answers PID: STATUS (nbdctl list) answers and says the other

@@ -101,6 +101,15 @@ verdict()
 	EOF
 }
 
+# writes_done_at_least N: the device has completed N writes.
+writes_done_at_least()
+{
+	local n
+
+	n=$(awk '{ print $5 }' "/sys/block/${DEV#/dev/}/stat" 2>/dev/null)
+	[[ ${n:-0} -ge $1 ]]
+}
+
 soft()
 {
 	local name=$1 wpid
@@ -117,7 +126,10 @@ soft()
 	writer "$NBD_TMP/$name.writes" &
 	wpid=$!
 	track_pid "$wpid"
-	sleep 3
+	# Disconnect once writes are flowing (a slow kernel starts the
+	# writers late): 50 completed writes, then a second more.
+	wait_for 60 writes_done_at_least 50
+	sleep 1
 	check "$name: nbd-client -d returns" \
 		quiet timeout 60 nbd-client -d "$DEV"
 	check "$name: the writers stopped (their next writes failed)" \

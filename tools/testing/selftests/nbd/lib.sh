@@ -189,6 +189,15 @@ nbd_busy()
 	[[ $((r + w)) -gt 0 ]]
 }
 
+# nbd_writing DEV: DEV has writes in flight (udev's probing only reads).
+nbd_writing()
+{
+	local r w
+
+	read -r r w <"/sys/block/$(basename "$1")/inflight" || return 1
+	[[ $w -gt 0 ]]
+}
+
 # nbd_quiesce DEV: wait for udev, then for udev's probing reads to end
 # (settle may give up first on a slow kernel).
 nbd_quiesce()

@@ -53,15 +53,6 @@ start_fio()
 	track_pid "$FIO_PID"
 }
 
-# writing: writes of $DEV are in flight (udev's probing only reads).
-writing()
-{
-	local r w
-
-	read -r r w <"/sys/block/${DEV#/dev/}/inflight" || return 1
-	[[ $w -gt 0 ]]
-}
-
 # D-state tasks other than kernel threads (kthreadd, pid 2, and its
 # children), as "pid comm" lines: nbd-client and nbdctl count.
 d_state_tasks()
@@ -114,7 +105,7 @@ stuck()
 	shift
 	nbd_quiesce "$DEV"
 	start_fio "$name"
-	if ! wait_for 60 writing; then
+	if ! wait_for 60 nbd_writing "$DEV"; then
 		not_ok "$name: fio has writes in flight"
 		ktap_info_file "$NBD_TMP/fio.$name.out"
 		return 1
@@ -123,7 +114,7 @@ stuck()
 	kill -STOP "$(cat "$NBD_TMP/$name.pid")"
 	sleep 1
 	# Writes the stopped server holds: the disconnect must wait for them.
-	if ! writing; then
+	if ! nbd_writing "$DEV"; then
 		not_ok "$name: fio writes in flight, server stopped"
 		ktap_info "in flight: $(cat "/sys/block/${DEV#/dev/}/inflight")"
 		ktap_info_file "$NBD_TMP/fio.$name.out"

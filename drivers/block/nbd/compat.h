@@ -14,6 +14,16 @@
 #include <linux/blk-mq.h>
 
 /*
+ * Linux 6.12, "move asm/unaligned.h to linux/unaligned.h": the header
+ * moved; probe for the file itself.
+ */
+#if __has_include(<linux/unaligned.h>)
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+
+/*
  * Linux 6.5, "block: pass a gendisk to ->open" and "block: remove the
  * unused mode argument to ->release": ->open takes the gendisk and a
  * blk_mode_t, ->release only the gendisk.  BLK_OPEN_READ arrived with
@@ -47,13 +57,15 @@
 
 /**
  * struct nbd_qlimits - the queue limits this driver controls
- * @blksize: logical and physical block size in bytes
+ * @blksize: logical block size in bytes
  * @max_hw_sectors: largest read or write, in 512-byte sectors
  * @max_discard_sectors: largest discard (0: no discard support)
  * @max_write_zeroes_sectors: largest write-zeroes (0: not supported)
  * @write_cache: the server has a volatile cache (it accepts FLUSH)
  * @fua: the server honours FUA on writes (only with @write_cache)
  * @rotational: seeks are expensive on the server
+ * @physical: physical block size and smallest efficient I/O (0: @blksize)
+ * @io_opt: optimal I/O size (0: none)
  */
 struct nbd_qlimits {
 	unsigned int blksize;
@@ -63,6 +75,8 @@ struct nbd_qlimits {
 	bool write_cache;
 	bool fua;
 	bool rotational;
+	unsigned int physical;
+	unsigned int io_opt;
 };
 
 /*
@@ -82,8 +96,9 @@ static inline void nbd_qlimits_fill(struct queue_limits *lim,
 				    const struct nbd_qlimits *l)
 {
 	lim->logical_block_size = l->blksize;
-	lim->physical_block_size = l->blksize;
-	lim->io_min = l->blksize;
+	lim->physical_block_size = l->physical ?: l->blksize;
+	lim->io_min = lim->physical_block_size;
+	lim->io_opt = l->io_opt;
 	lim->max_hw_sectors = l->max_hw_sectors;
 	lim->max_segments = USHRT_MAX;
 	lim->max_segment_size = UINT_MAX;
@@ -125,8 +140,9 @@ static inline int nbd_apply_qlimits(struct request_queue *q,
 				    const struct nbd_qlimits *l)
 {
 	blk_queue_logical_block_size(q, l->blksize);
-	blk_queue_physical_block_size(q, l->blksize);
-	blk_queue_io_min(q, l->blksize);
+	blk_queue_physical_block_size(q, l->physical ?: l->blksize);
+	blk_queue_io_min(q, l->physical ?: l->blksize);
+	blk_queue_io_opt(q, l->io_opt);
 	blk_queue_max_hw_sectors(q, l->max_hw_sectors);
 	blk_queue_max_segments(q, USHRT_MAX);
 	blk_queue_max_segment_size(q, UINT_MAX);

@@ -3,7 +3,8 @@
  * Network Block Device driver: debugfs files.
  *
  * /sys/kernel/debug/nbd/nbdX/ exists exactly while the device is started
- * and holds tasks, size_bytes, timeout, blocksize and flags, as upstream.
+ * and holds tasks, size_bytes, timeout, blocksize and flags, as upstream,
+ * and protocol: the reply mode and the server's block size constraints.
  * The files only read the session: its teardown removes them (and waits
  * for readers) before it frees anything, so they take no lock.
  */
@@ -28,6 +29,12 @@ static int nbd_dbg_tasks_show(struct seq_file *s, void *unused)
 			   i, nbd_conn_alive(conn) ? "alive" : "dead",
 			   READ_ONCE(conn->requests_sent),
 			   READ_ONCE(conn->replies_received));
+		if (config->structured)
+			seq_printf(s, "conn%u: %llu structured reply chunks, %llu holes (%llu bytes), %llu error chunks\n",
+				   i, READ_ONCE(conn->chunks_received),
+				   READ_ONCE(conn->holes_received),
+				   READ_ONCE(conn->hole_bytes),
+				   READ_ONCE(conn->error_chunks));
 		if (conn->rx_read_sock)
 			seq_printf(s, "conn%u: receiver ran %llu times in data_ready, %llu in a worker\n",
 				   i, READ_ONCE(conn->rx_inline_runs),
@@ -45,6 +52,23 @@ static int nbd_dbg_timeout_show(struct seq_file *s, void *unused)
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nbd_dbg_timeout);
+
+/* What was negotiated with the server beyond the transmission flags. */
+static int nbd_dbg_protocol_show(struct seq_file *s, void *unused)
+{
+	struct nbd_config *config = s->private;
+
+	seq_printf(s, "replies: %s\n",
+		   config->structured ? "structured" : "simple");
+	if (config->min_block)
+		seq_printf(s, "block_size_constraints: minimum %u preferred %u maximum %u\n",
+			   config->min_block, config->pref_block,
+			   config->max_payload);
+	else
+		seq_puts(s, "block_size_constraints: none\n");
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nbd_dbg_protocol);
 
 static const char * const nbd_flag_names[] = {
 	"HAS_FLAGS", "READ_ONLY", "SEND_FLUSH", "SEND_FUA", "ROTATIONAL",
@@ -87,6 +111,8 @@ void nbd_dbg_dev_add(struct nbd_config *config)
 			    &nbd_dbg_timeout_fops);
 	debugfs_create_u32("blocksize", 0444, dir, &config->blksize);
 	debugfs_create_file("flags", 0444, dir, config, &nbd_dbg_flags_fops);
+	debugfs_create_file("protocol", 0444, dir, config,
+			    &nbd_dbg_protocol_fops);
 }
 
 /**

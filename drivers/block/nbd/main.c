@@ -19,6 +19,7 @@
 #include <linux/slab.h>
 #include <linux/sched.h>
 #include <linux/overflow.h>
+#include <linux/sizes.h>
 #include <linux/un.h>
 #include <net/sock.h>
 
@@ -328,6 +329,16 @@ static blk_status_t nbd_queue_rq(struct blk_mq_hw_ctx *hctx,
 		/* EOPNOTSUPP for both: the export cannot do it. */
 		return BLK_STS_NOTSUPP;
 	}
+	if (unlikely(!nbd_wire_cmd_obeys(&cmd->wire, config->min_block,
+					 config->max_payload))) {
+		/* The queue limits forbid it: never put it on the wire. */
+		dev_err_ratelimited(nbd_to_dev(nbd),
+				    "%s of %u bytes at %llu breaks the server's block sizes (minimum %u, maximum %u): refused\n",
+				    nbd_cmd_name(cmd->wire.type),
+				    cmd->wire.length, cmd->wire.offset,
+				    config->min_block, config->max_payload);
+		return BLK_STS_IOERR;
+	}
 
 	conn = nbd_pick_conn(config, nbd->tag_set.nr_hw_queues,
 			     hctx->queue_num, rq->tag);
@@ -498,6 +509,77 @@ VISIBLE_IF_KUNIT void nbd_flags_to_qlimits(u32 flags, unsigned int blksize,
 	l->rotational = flags & NBD_FLAG_ROTATIONAL;
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_flags_to_qlimits);
+
+/**
+ * nbd_constraints_to_qlimits() - keep the queue to a server's block sizes
+ * @min: minimum block size (0: the server gave none, nothing to do)
+ * @pref: preferred block size
+ * @max: maximum payload (0: no limit)
+ * @l: the limits, filled by nbd_flags_to_qlimits() with the logical block
+ *	size nbd_check_constraints() accepted (a multiple of @min)
+ *
+ * The logical block size keeps every request's offset and length to
+ * multiples of @min (discard and write-zeroes included, their granularity
+ * is the logical block); the preferred size is the physical block and the
+ * smallest efficient I/O; the maximum payload caps reads and writes.
+ */
+VISIBLE_IF_KUNIT void nbd_constraints_to_qlimits(u32 min, u32 pref, u32 max,
+						 struct nbd_qlimits *l)
+{
+	if (!min)
+		return;
+	if (pref > l->blksize) {
+		l->physical = pref;
+		l->io_opt = pref;
+	}
+	if (max)
+		l->max_hw_sectors = min(l->max_hw_sectors,
+					round_down(max, l->blksize) >>
+					SECTOR_SHIFT);
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_constraints_to_qlimits);
+
+/**
+ * nbd_check_constraints() - check a server's block sizes from userspace
+ * @nbd: the device, for messages
+ * @min: minimum block size
+ * @pref: preferred block size
+ * @max: maximum payload (U32_MAX: no limit)
+ * @blksize: the logical block size asked for
+ * @extack: where to say what is wrong, or NULL
+ *
+ * The values must be what the protocol allows, and this kernel must be
+ * able to keep to them: the logical block size (at most a page) a
+ * multiple of the minimum, and a maximum of at least a page.
+ *
+ * Return: 0 or -EINVAL (with a message).
+ */
+int nbd_check_constraints(struct nbd_device *nbd, u32 min, u32 pref, u32 max,
+			  u64 blksize, struct netlink_ext_ack *extack)
+{
+	const char *why = NULL;
+
+	if (!min || !is_power_of_2(min) || min > SZ_64K)
+		why = "minimum not a power of two up to 64 KiB";
+	else if (!is_power_of_2(pref) || pref < max_t(u32, min, SECTOR_SIZE))
+		why = "preferred not a power of two >= minimum and 512";
+	else if (max < pref || (max != U32_MAX && !IS_ALIGNED(max, min)))
+		why = "maximum below preferred or not a multiple of minimum";
+	else if (min > PAGE_SIZE)
+		why = "minimum larger than a page, the largest logical block";
+	else if (blksize < min)
+		why = "block size smaller than the minimum";
+	else if (max < PAGE_SIZE || max < blksize)
+		why = "maximum smaller than a page or the block size";
+	if (!why)
+		return 0;
+	dev_err(nbd_to_dev(nbd),
+		"the server's block sizes (minimum %u, preferred %u, maximum %u) cannot be kept with block size %llu: %s\n",
+		min, pref, max, blksize, why);
+	NL_SET_ERR_MSG(extack,
+		       "nbd: the server's block sizes cannot be kept (see dmesg)");
+	return -EINVAL;
+}
 
 /**
  * nbd_update_capacity() - tell the block layer and udev about a new size
@@ -1150,6 +1232,8 @@ int nbd_start_device(struct nbd_device *nbd)
 		blk_mq_update_nr_hw_queues(&nbd->tag_set, config->num_conns);
 
 	nbd_flags_to_qlimits(config->server_flags, config->blksize, &lim);
+	nbd_constraints_to_qlimits(config->min_block, config->pref_block,
+				   config->max_payload, &lim);
 	blk_mq_freeze_queue(q);
 	err = nbd_apply_qlimits(q, &lim);
 	blk_mq_unfreeze_queue(q);
@@ -1173,9 +1257,15 @@ int nbd_start_device(struct nbd_device *nbd)
 	nbd_dbg_dev_add(config);
 	nbd_update_capacity(nbd, config->bytesize);
 	dev_info(nbd_to_dev(nbd),
-		 "connected: %llu bytes, block size %u, %u connection%s, flags %#x\n",
+		 "connected: %llu bytes, block size %u, %u connection%s, flags %#x, %s replies\n",
 		 config->bytesize, config->blksize, config->num_conns,
-		 config->num_conns == 1 ? "" : "s", config->server_flags);
+		 config->num_conns == 1 ? "" : "s", config->server_flags,
+		 config->structured ? "structured" : "simple");
+	if (config->min_block)
+		dev_info(nbd_to_dev(nbd),
+			 "keeping to the server's block sizes: minimum %u, preferred %u, maximum %u\n",
+			 config->min_block, config->pref_block,
+			 config->max_payload);
 	return 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_start_device);

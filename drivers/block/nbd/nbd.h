@@ -89,6 +89,12 @@ enum {
  * @live_conns: connections not yet failed
  * @recv_threads: running receive workers
  * @recv_wq: woken when a receive worker ends
+ * @structured: the server sends structured replies (negotiated by the
+ *	helper with NBD_OPT_STRUCTURED_REPLY)
+ * @min_block: the server's minimum block size (NBD_INFO_BLOCK_SIZE, asked
+ *	for in NBD_OPT_GO), 0 when it gave none: then no constraint holds
+ * @pref_block: its preferred block size (with @min_block)
+ * @max_payload: its maximum payload (with @min_block; 0: no limit)
  * @dead_conn_timeout: how long I/O waits for a reconnect (jiffies)
  * @dead_since: when the last live connection failed (jiffies)
  * @backend: backend identifier given over netlink, or NULL
@@ -108,6 +114,11 @@ struct nbd_config {
 	atomic_t live_conns;
 	atomic_t recv_threads;
 	wait_queue_head_t recv_wq;
+
+	bool structured;
+	u32 min_block;
+	u32 pref_block;
+	u32 max_payload;
 
 	unsigned long dead_conn_timeout;
 	unsigned long dead_since;
@@ -179,6 +190,13 @@ enum nbd_cmd_state {
  *	it writes the request; the last put completes it
  * @gen: generation of the current transmission (high half of the cookie)
  * @wire: the command as it goes on the wire
+ * @sr_started: a chunk of a structured reply to this transmission came
+ * @sr_error: the first error a chunk gave (an NBD error number), or 0
+ * @sr_ranges: what the chunks of a read have covered
+ *
+ * The @sr_ fields are the receiver's alone: reset when the request is
+ * sent, read and written only by the receiver of its connection, which
+ * also is the only one to end a request that is on the wire.
  *
  * A reply may arrive (from a hostile server, or over a fast socket just
  * as the sender's last write returns) while the sender still walks the
@@ -197,6 +215,9 @@ struct nbd_cmd {
 	atomic_t refs;
 	u32 gen;
 	struct nbd_wire_cmd wire;
+	bool sr_started;
+	u32 sr_error;
+	struct nbd_sr_ranges sr_ranges;
 };
 
 static inline struct device *nbd_to_dev(struct nbd_device *nbd)
@@ -220,6 +241,8 @@ void nbd_clear_conns(struct nbd_config *config);
 int nbd_reconnect_socket(struct nbd_config *config, int fd,
 			 struct netlink_ext_ack *extack);
 int nbd_check_blksize(struct nbd_device *nbd, u64 blksize);
+int nbd_check_constraints(struct nbd_device *nbd, u32 min, u32 pref, u32 max,
+			  u64 blksize, struct netlink_ext_ack *extack);
 int nbd_set_size(struct nbd_config *config, u64 bytesize, u64 blksize);
 void nbd_update_capacity(struct nbd_device *nbd, u64 bytesize);
 void nbd_set_timeout(struct nbd_device *nbd, u64 seconds);
@@ -244,6 +267,8 @@ struct nbd_conn *nbd_pick_conn(struct nbd_config *config, unsigned int nr_hw,
 			       unsigned int h, unsigned int tag);
 void nbd_flags_to_qlimits(u32 flags, unsigned int blksize,
 			  struct nbd_qlimits *l);
+void nbd_constraints_to_qlimits(u32 min, u32 pref, u32 max,
+				struct nbd_qlimits *l);
 const struct genl_family *nbd_genl_kunit_family(void);
 #endif
 

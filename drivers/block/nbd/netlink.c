@@ -40,7 +40,117 @@ static const struct nla_policy nbd_sock_policy[NBD_SOCK_MAX + 1] = {
 	[NBD_SOCK_FD]			= { .type = NLA_U32 },
 };
 
+static const struct nla_policy nbd_ext_policy[NBD_EXT_MAX + 1] = {
+	[NBD_EXT_MAGIC]			= { .type = NLA_U32 },
+	[NBD_EXT_FEATURES]		= { .type = NLA_U64 },
+	[NBD_EXT_VERSION]		= { .type = NLA_NUL_STRING },
+	[NBD_EXT_REPLY_MODE]		= NLA_POLICY_MAX(NLA_U32,
+						NBD_EXT_REPLY_STRUCTURED),
+	[NBD_EXT_BLOCK_MIN]		= { .type = NLA_U32 },
+	[NBD_EXT_BLOCK_PREF]		= { .type = NLA_U32 },
+	[NBD_EXT_BLOCK_MAX]		= { .type = NLA_U32 },
+};
+
+#define NBD_EXT_FEATURES_SUPPORTED \
+	(NBD_EXT_FEAT_STRUCTURED_REPLY | NBD_EXT_FEAT_BLOCK_SIZE)
+
 static struct genl_family nbd_genl_family;
+
+/**
+ * struct nbd_ext_params - what a request's NBD_ATTR_EXT says
+ * @structured: the sockets speak structured replies
+ * @have_blocks: the server's block size constraints were given
+ * @min: minimum block size
+ * @pref: preferred block size
+ * @max: maximum payload
+ */
+struct nbd_ext_params {
+	bool structured;
+	bool have_blocks;
+	u32 min, pref, max;
+};
+
+/*
+ * Read this driver's NBD_ATTR_EXT, if the request has one.  It lies above
+ * the family's maxattr, so the generic netlink core leaves it alone: look
+ * for it in the message itself.  A nest without this driver's magic is
+ * not ours (an upstream attribute of a later kernel with that number) and
+ * is ignored like any other unknown attribute.
+ */
+static int nbd_genl_parse_ext(struct genl_info *info, struct nbd_ext_params *p)
+{
+	struct nlattr *tb[NBD_EXT_MAX + 1];
+	const struct nlattr *ext, *magic, *a;
+	int rem, err;
+
+	memset(p, 0, sizeof(*p));
+	ext = nla_find(genlmsg_data(info->genlhdr), genlmsg_len(info->genlhdr),
+		       NBD_ATTR_EXT);
+	if (!ext)
+		return 0;
+	magic = nla_find(nla_data(ext), nla_len(ext), NBD_EXT_MAGIC);
+	if (!magic || nla_len(magic) != sizeof(u32) ||
+	    nla_get_u32(magic) != NBD_EXT_MAGIC_VALUE) {
+		pr_info_ratelimited("ignoring attribute %d without this driver's magic\n",
+				    NBD_ATTR_EXT);
+		return 0;
+	}
+	nla_for_each_attr(a, nla_data(ext), nla_len(ext), rem) {
+		if (nla_type(a) < 1 || nla_type(a) > NBD_EXT_MAX) {
+			pr_err("unknown attribute %d in NBD_ATTR_EXT\n",
+			       nla_type(a));
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "nbd: unknown attribute in NBD_ATTR_EXT");
+			return -EINVAL;
+		}
+	}
+	err = nla_parse_nested_deprecated(tb, NBD_EXT_MAX, ext, nbd_ext_policy,
+					  info->extack);
+	if (err) {
+		pr_err("bad NBD_ATTR_EXT: %d\n", err);
+		return err;
+	}
+	p->structured = tb[NBD_EXT_REPLY_MODE] &&
+			nla_get_u32(tb[NBD_EXT_REPLY_MODE]) ==
+			NBD_EXT_REPLY_STRUCTURED;
+	if (!tb[NBD_EXT_BLOCK_MIN] && !tb[NBD_EXT_BLOCK_PREF] &&
+	    !tb[NBD_EXT_BLOCK_MAX])
+		return 0;
+	if (!tb[NBD_EXT_BLOCK_MIN] || !tb[NBD_EXT_BLOCK_PREF] ||
+	    !tb[NBD_EXT_BLOCK_MAX]) {
+		pr_err("NBD_ATTR_EXT: block sizes need all of minimum, preferred and maximum\n");
+		NL_SET_ERR_MSG_ATTR(info->extack, ext,
+				    "nbd: give the minimum, preferred and maximum block size, or none");
+		return -EINVAL;
+	}
+	p->have_blocks = true;
+	p->min = nla_get_u32(tb[NBD_EXT_BLOCK_MIN]);
+	p->pref = nla_get_u32(tb[NBD_EXT_BLOCK_PREF]);
+	p->max = nla_get_u32(tb[NBD_EXT_BLOCK_MAX]);
+	return 0;
+}
+
+/* The features this module has, for STATUS replies. */
+static int nbd_genl_put_ext_features(struct sk_buff *skb)
+{
+	struct nlattr *ext = nla_nest_start(skb, NBD_ATTR_EXT);
+
+	if (!ext ||
+	    nla_put_u32(skb, NBD_EXT_MAGIC, NBD_EXT_MAGIC_VALUE) ||
+	    nla_put_u64_64bit(skb, NBD_EXT_FEATURES,
+			      NBD_EXT_FEATURES_SUPPORTED, NBD_EXT_UNSPEC) ||
+	    nla_put_string(skb, NBD_EXT_VERSION, NBD_DRIVER_VERSION))
+		return -EMSGSIZE;
+	nla_nest_end(skb, ext);
+	return 0;
+}
+
+static size_t nbd_genl_ext_features_size(void)
+{
+	return nla_total_size(0) + nla_total_size(sizeof(u32)) +
+	       nla_total_size_64bit(sizeof(u64)) +
+	       nla_total_size(sizeof(NBD_DRIVER_VERSION));
+}
 
 /* Checks that need no device: done before anything is touched. */
 static int nbd_genl_check_common(struct genl_info *info)
@@ -157,7 +267,8 @@ static int nbd_genl_reply_index(struct genl_info *info, int index)
 }
 
 /* Configure and start @nbd's new session; under config_lock. */
-static int nbd_genl_setup(struct genl_info *info, struct nbd_config *config)
+static int nbd_genl_setup(struct genl_info *info, struct nbd_config *config,
+			  const struct nbd_ext_params *ext)
 {
 	struct nlattr **attrs = info->attrs;
 	u64 blksize = config->blksize;
@@ -166,6 +277,16 @@ static int nbd_genl_setup(struct genl_info *info, struct nbd_config *config)
 	set_bit(NBD_RT_BOUND, &config->flags);
 	if (attrs[NBD_ATTR_BLOCK_SIZE_BYTES])
 		blksize = nla_get_u64(attrs[NBD_ATTR_BLOCK_SIZE_BYTES]);
+	if (ext->have_blocks) {
+		err = nbd_check_constraints(config->nbd, ext->min, ext->pref,
+					    ext->max, blksize, info->extack);
+		if (err)
+			return err;
+		config->min_block = ext->min;
+		config->pref_block = ext->pref;
+		config->max_payload = ext->max == U32_MAX ? 0 : ext->max;
+	}
+	config->structured = ext->structured;
 	err = nbd_set_size(config, nla_get_u64(attrs[NBD_ATTR_SIZE_BYTES]),
 			   blksize);
 	if (err) {
@@ -208,12 +329,14 @@ static int nbd_genl_check_perm(struct sk_buff *skb)
 static int nbd_genl_connect(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
+	struct nbd_ext_params ext;
 	struct nbd_config *config;
 	struct nbd_device *nbd;
 	int index = -1, tries = 0;
 	int err;
 
 	err = nbd_genl_check_perm(skb);
+	err = err ?: nbd_genl_parse_ext(info, &ext);
 	if (err)
 		return err;
 
@@ -264,7 +387,7 @@ again:
 		return PTR_ERR(config);
 	}
 
-	err = nbd_genl_setup(info, config);
+	err = nbd_genl_setup(info, config, &ext);
 	if (err) {
 		clear_bit(NBD_RT_HAS_CONFIG_REF, &config->flags);
 		mutex_unlock(&nbd->config_lock);
@@ -315,8 +438,44 @@ static int nbd_genl_disconnect(struct sk_buff *skb, struct genl_info *info)
 	return 0;
 }
 
+/*
+ * New sockets must speak what the session speaks: the same reply mode,
+ * and the same block size constraints (the queue limits were set from
+ * them, and a server that now wants others cannot be kept to them).
+ */
+static int nbd_genl_check_reconnect(struct genl_info *info,
+				    struct nbd_config *config,
+				    const struct nbd_ext_params *ext)
+{
+	struct nbd_device *nbd = config->nbd;
+	u32 max = ext->max == U32_MAX ? 0 : ext->max;
+
+	if (ext->structured != config->structured) {
+		dev_err(nbd_to_dev(nbd),
+			"cannot reconnect: the new socket uses %s replies, the device %s replies\n",
+			ext->structured ? "structured" : "simple",
+			config->structured ? "structured" : "simple");
+		NL_SET_ERR_MSG(info->extack,
+			       "nbd: the new socket's reply mode differs from the device's");
+		return -EINVAL;
+	}
+	if (ext->have_blocks &&
+	    (ext->min != config->min_block || ext->pref != config->pref_block ||
+	     max != config->max_payload)) {
+		dev_err(nbd_to_dev(nbd),
+			"cannot reconnect: the server's block sizes changed to %u/%u/%u (were %u/%u/%u)\n",
+			ext->min, ext->pref, ext->max, config->min_block,
+			config->pref_block, config->max_payload);
+		NL_SET_ERR_MSG(info->extack,
+			       "nbd: the server's block size constraints changed");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int nbd_genl_reconfigure_locked(struct genl_info *info,
-				       struct nbd_device *nbd)
+				       struct nbd_device *nbd,
+				       const struct nbd_ext_params *ext)
 {
 	struct nbd_config *config = nbd->config;
 	struct nlattr **attrs = info->attrs;
@@ -360,25 +519,29 @@ static int nbd_genl_reconfigure_locked(struct genl_info *info,
 			return err;
 		}
 	}
-	if (attrs[NBD_ATTR_SOCKETS])
-		return nbd_genl_add_socks(info, config, true);
+	if (attrs[NBD_ATTR_SOCKETS]) {
+		err = nbd_genl_check_reconnect(info, config, ext);
+		return err ?: nbd_genl_add_socks(info, config, true);
+	}
 	return 0;
 }
 
 static int nbd_genl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 {
+	struct nbd_ext_params ext;
 	struct nbd_device *nbd;
 	int err;
 
 	err = nbd_genl_check_perm(skb);
 	err = err ?: nbd_genl_check_common(info);
+	err = err ?: nbd_genl_parse_ext(info, &ext);
 	if (err)
 		return err;
 	nbd = nbd_genl_lookup(info);
 	if (IS_ERR(nbd))
 		return PTR_ERR(nbd);
 	mutex_lock(&nbd->config_lock);
-	err = nbd_genl_reconfigure_locked(info, nbd);
+	err = nbd_genl_reconfigure_locked(info, nbd, &ext);
 	mutex_unlock(&nbd->config_lock);
 	nbd_put(nbd);
 	return err;
@@ -431,7 +594,8 @@ static int nbd_genl_status(struct sk_buff *skb, struct genl_info *info)
 	}
 
 	size = nla_total_size(0) + count * (nla_total_size(0) +
-		nla_total_size(sizeof(u32)) + nla_total_size(sizeof(u8)));
+		nla_total_size(sizeof(u32)) + nla_total_size(sizeof(u8))) +
+		nbd_genl_ext_features_size();
 	ctx.skb = genlmsg_new(size, GFP_KERNEL);
 	if (!ctx.skb) {
 		ctx.err = -ENOMEM;
@@ -453,6 +617,9 @@ static int nbd_genl_status(struct sk_buff *skb, struct genl_info *info)
 	if (ctx.err)
 		goto out_free;
 	nla_nest_end(ctx.skb, list);
+	ctx.err = nbd_genl_put_ext_features(ctx.skb);
+	if (ctx.err)
+		goto out_free;
 	genlmsg_end(ctx.skb, hdr);
 	ctx.err = genlmsg_reply(ctx.skb, info);
 	goto out;

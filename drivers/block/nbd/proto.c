@@ -5,6 +5,8 @@
 #include <linux/kernel.h>
 #include <linux/errno.h>
 #include <linux/module.h>
+#include <linux/sizes.h>
+#include <linux/string.h>
 #include <kunit/visibility.h>
 
 #include "proto.h"
@@ -115,6 +117,241 @@ int nbd_decode_simple_reply(const struct nbd_reply *reply, u64 *cookie,
 	return 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_decode_simple_reply);
+
+static_assert(sizeof(struct nbd_chunk_hdr) == NBD_CHUNK_HDR_SIZE);
+
+/**
+ * nbd_decode_chunk_hdr() - decode a structured reply chunk header
+ * @hdr: the 20 bytes received (the caller has checked the magic)
+ * @out: the decoded header
+ */
+void nbd_decode_chunk_hdr(const struct nbd_chunk_hdr *hdr,
+			  struct nbd_chunk *out)
+{
+	out->flags = be16_to_cpu(hdr->flags);
+	out->type = be16_to_cpu(hdr->type);
+	out->cookie = be64_to_cpu(hdr->cookie);
+	out->length = be32_to_cpu(hdr->length);
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_decode_chunk_hdr);
+
+/* Unknown error chunk types carry more than ERROR's fields: up to this. */
+#define NBD_MAX_UNKNOWN_ERROR_CHUNK	SZ_64K
+
+/**
+ * nbd_chunk_check() - check a chunk header against its request
+ * @c: the decoded chunk header
+ * @cmd_type: the request's NBD_CMD_*
+ * @cmd_length: the request's length
+ *
+ * What can be told from the header alone: the type is one this driver
+ * asked for, and the length is what the type needs and no more than the
+ * request allows.  Offsets are checked once they are in.
+ *
+ * Return: NBD_CHUNK_OK, or what is wrong (a protocol violation).
+ */
+enum nbd_chunk_verdict nbd_chunk_check(const struct nbd_chunk *c,
+				       u16 cmd_type, u32 cmd_length)
+{
+	switch (c->type) {
+	case NBD_REPLY_TYPE_NONE:
+		if (!(c->flags & NBD_REPLY_FLAG_DONE))
+			return NBD_CHUNK_NONE_NOT_DONE;
+		if (c->length)
+			return NBD_CHUNK_NONE_LENGTH;
+		return NBD_CHUNK_OK;
+	case NBD_REPLY_TYPE_OFFSET_DATA:
+		if (cmd_type != NBD_CMD_READ)
+			return NBD_CHUNK_DATA_NOT_READ;
+		if (c->length < 9)
+			return NBD_CHUNK_DATA_SHORT;
+		if (c->length - 8 > cmd_length)
+			return NBD_CHUNK_TOO_LONG;
+		return NBD_CHUNK_OK;
+	case NBD_REPLY_TYPE_OFFSET_HOLE:
+		if (cmd_type != NBD_CMD_READ)
+			return NBD_CHUNK_DATA_NOT_READ;
+		if (c->length != 12)
+			return NBD_CHUNK_HOLE_LENGTH;
+		return NBD_CHUNK_OK;
+	case NBD_REPLY_TYPE_BLOCK_STATUS:
+	case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
+		return NBD_CHUNK_BLOCK_STATUS;
+	case NBD_REPLY_TYPE_ERROR:
+		if (c->length < 6)
+			return NBD_CHUNK_ERROR_SHORT;
+		if (c->length > 6 + NBD_MAX_ERROR_MSG)
+			return NBD_CHUNK_TOO_LONG;
+		return NBD_CHUNK_OK;
+	case NBD_REPLY_TYPE_ERROR_OFFSET:
+		if (c->length < 14)
+			return NBD_CHUNK_ERROR_SHORT;
+		if (c->length > 14 + NBD_MAX_ERROR_MSG)
+			return NBD_CHUNK_TOO_LONG;
+		return NBD_CHUNK_OK;
+	default:
+		if (!(c->type & NBD_REPLY_TYPE_ERROR_BIT))
+			return NBD_CHUNK_BAD_TYPE;
+		if (c->length < 6)
+			return NBD_CHUNK_ERROR_SHORT;
+		if (c->length > NBD_MAX_UNKNOWN_ERROR_CHUNK)
+			return NBD_CHUNK_TOO_LONG;
+		return NBD_CHUNK_OK;
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_chunk_check);
+
+/**
+ * nbd_chunk_verdict_text() - what nbd_chunk_check() found, for messages
+ * @v: its verdict
+ *
+ * Return: a static string.
+ */
+const char *nbd_chunk_verdict_text(enum nbd_chunk_verdict v)
+{
+	switch (v) {
+	case NBD_CHUNK_OK:
+		return "valid";
+	case NBD_CHUNK_BAD_TYPE:
+		return "unknown chunk type";
+	case NBD_CHUNK_BLOCK_STATUS:
+		return "block status chunk, never asked for";
+	case NBD_CHUNK_NONE_NOT_DONE:
+		return "NONE chunk without the DONE flag";
+	case NBD_CHUNK_NONE_LENGTH:
+		return "NONE chunk with a payload";
+	case NBD_CHUNK_DATA_NOT_READ:
+		return "data or hole chunk for a request other than a read";
+	case NBD_CHUNK_DATA_SHORT:
+		return "OFFSET_DATA chunk shorter than 9 bytes";
+	case NBD_CHUNK_HOLE_LENGTH:
+		return "OFFSET_HOLE chunk not 12 bytes long";
+	case NBD_CHUNK_ERROR_SHORT:
+		return "error chunk too short for its fields";
+	case NBD_CHUNK_TOO_LONG:
+		return "chunk longer than its request allows";
+	}
+	return "invalid";
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_chunk_verdict_text);
+
+/**
+ * nbd_chunk_type_name() - a chunk type's name for messages
+ * @type: NBD_REPLY_TYPE_*
+ *
+ * Return: a static string.
+ */
+const char *nbd_chunk_type_name(u16 type)
+{
+	switch (type) {
+	case NBD_REPLY_TYPE_NONE:
+		return "NONE";
+	case NBD_REPLY_TYPE_OFFSET_DATA:
+		return "OFFSET_DATA";
+	case NBD_REPLY_TYPE_OFFSET_HOLE:
+		return "OFFSET_HOLE";
+	case NBD_REPLY_TYPE_BLOCK_STATUS:
+		return "BLOCK_STATUS";
+	case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
+		return "BLOCK_STATUS_EXT";
+	case NBD_REPLY_TYPE_ERROR:
+		return "ERROR";
+	case NBD_REPLY_TYPE_ERROR_OFFSET:
+		return "ERROR_OFFSET";
+	default:
+		return type & NBD_REPLY_TYPE_ERROR_BIT ? "unknown error" :
+							"unknown";
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_chunk_type_name);
+
+/**
+ * nbd_sr_range_add() - account for a data or hole chunk of a read
+ * @rs: what the read's chunks have covered so far
+ * @req_offset: the read's offset
+ * @req_length: the read's length
+ * @offset: the chunk's offset (from the wire)
+ * @length: the chunk's data or hole length (not zero)
+ * @rel: where the chunk starts in the read, on success
+ *
+ * Return: 0; -ERANGE when the chunk is not inside the read; -EEXIST when
+ * it overlaps (or repeats) a chunk before it; -ENOSPC when the chunks so
+ * far leave more than NBD_SR_RANGES separate gaps behind (no server sends
+ * that: they go in order).  Nothing is recorded on failure.
+ */
+int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
+		     u64 offset, u32 length, u32 *rel)
+{
+	unsigned int i, pos = 0;
+	u32 start, end;
+	bool left, right;
+
+	if (offset < req_offset || offset - req_offset > req_length ||
+	    !length || length > req_length - (u32)(offset - req_offset))
+		return -ERANGE;
+	start = offset - req_offset;
+	end = start + length;
+
+	for (i = 0; i < rs->nr; i++) {
+		if (rs->r[i].start < end && start < rs->r[i].end)
+			return -EEXIST;
+		if (rs->r[i].end <= start)
+			pos = i + 1;
+	}
+	left = pos > 0 && rs->r[pos - 1].end == start;
+	right = pos < rs->nr && rs->r[pos].start == end;
+
+	if (left && right) {
+		rs->r[pos - 1].end = rs->r[pos].end;
+		memmove(&rs->r[pos], &rs->r[pos + 1],
+			(rs->nr - pos - 1) * sizeof(rs->r[0]));
+		rs->nr--;
+	} else if (left) {
+		rs->r[pos - 1].end = end;
+	} else if (right) {
+		rs->r[pos].start = start;
+	} else {
+		if (rs->nr == NBD_SR_RANGES)
+			return -ENOSPC;
+		memmove(&rs->r[pos + 1], &rs->r[pos],
+			(rs->nr - pos) * sizeof(rs->r[0]));
+		rs->r[pos].start = start;
+		rs->r[pos].end = end;
+		rs->nr++;
+	}
+	rs->covered += length;
+	*rel = start;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_sr_range_add);
+
+/**
+ * nbd_wire_cmd_obeys() - whether a command keeps the server's block sizes
+ * @cmd: the command about to be sent
+ * @min_block: the export's minimum block size (0: no constraints)
+ * @max_payload: the export's maximum payload (0: no limit)
+ *
+ * The queue limits already make every request fit; this is the last
+ * check before the wire, since the protocol forbids sending one that
+ * does not once the constraints were asked for in NBD_OPT_GO.
+ *
+ * Return: true when @cmd may be sent.
+ */
+bool nbd_wire_cmd_obeys(const struct nbd_wire_cmd *cmd, u32 min_block,
+			u32 max_payload)
+{
+	if (cmd->type == NBD_CMD_FLUSH || cmd->type == NBD_CMD_DISC)
+		return true;
+	if (min_block &&
+	    (!IS_ALIGNED(cmd->offset, min_block) ||
+	     !IS_ALIGNED(cmd->length, min_block)))
+		return false;
+	if (max_payload && cmd->length > max_payload &&
+	    (cmd->type == NBD_CMD_READ || cmd->type == NBD_CMD_WRITE))
+		return false;
+	return true;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_wire_cmd_obeys);
 
 /**
  * nbd_error_to_status() - map an NBD error number to a block status

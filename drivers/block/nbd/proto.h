@@ -8,6 +8,7 @@
 #ifndef _NBD_PROTO_H
 #define _NBD_PROTO_H
 
+#include <linux/bits.h>
 #include <linux/types.h>
 #include <linux/blk_types.h>
 #include <linux/blk-mq.h>
@@ -22,6 +23,94 @@
 
 #define NBD_REQUEST_SIZE	28
 #define NBD_SIMPLE_REPLY_SIZE	16
+#define NBD_CHUNK_HDR_SIZE	20
+
+/*
+ * Structured replies (NBD_OPT_STRUCTURED_REPLY).  Upstream's uapi header
+ * has only the magic, and the nbd project's own nbd.h gives BLOCK_STATUS
+ * a wrong number: these follow the protocol document.
+ */
+#define NBD_REPLY_FLAG_DONE		BIT(0)
+#define NBD_REPLY_TYPE_NONE		0
+#define NBD_REPLY_TYPE_OFFSET_DATA	1
+#define NBD_REPLY_TYPE_OFFSET_HOLE	2
+#define NBD_REPLY_TYPE_BLOCK_STATUS	5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT	6
+#define NBD_REPLY_TYPE_ERROR_BIT	BIT(15)
+#define NBD_REPLY_TYPE_ERROR		(NBD_REPLY_TYPE_ERROR_BIT + 1)
+#define NBD_REPLY_TYPE_ERROR_OFFSET	(NBD_REPLY_TYPE_ERROR_BIT + 2)
+
+/* The protocol's limit on an error chunk's message. */
+#define NBD_MAX_ERROR_MSG	4096
+
+/**
+ * struct nbd_chunk_hdr - a structured reply chunk header on the wire
+ * @magic: NBD_STRUCTURED_REPLY_MAGIC
+ * @flags: NBD_REPLY_FLAG_*
+ * @type: NBD_REPLY_TYPE_*
+ * @cookie: the request's cookie
+ * @length: length of the payload that follows
+ *
+ * The first 16 bytes overlay a simple reply: the receiver reads those,
+ * tells the two apart by the magic, then reads the last 4.
+ */
+struct nbd_chunk_hdr {
+	__be32 magic;
+	__be16 flags;
+	__be16 type;
+	__be64 cookie;
+	__be32 length;
+} __packed;
+
+/**
+ * struct nbd_chunk - a decoded chunk header
+ * @flags: NBD_REPLY_FLAG_*
+ * @type: NBD_REPLY_TYPE_*
+ * @cookie: the request's cookie
+ * @length: payload length
+ */
+struct nbd_chunk {
+	u16 flags;
+	u16 type;
+	u64 cookie;
+	u32 length;
+};
+
+/*
+ * The byte ranges of a read that its chunks have covered so far, relative
+ * to the start of the request: sorted, disjoint, adjacent ones merged, so
+ * chunks in order (what every server sends) take one slot.
+ */
+#define NBD_SR_RANGES	8
+
+/**
+ * struct nbd_sr_ranges - what a structured read reply has covered
+ * @nr: ranges in use
+ * @covered: bytes covered in all
+ * @r: the ranges, as [start, end)
+ */
+struct nbd_sr_ranges {
+	u8 nr;
+	u32 covered;
+	struct {
+		u32 start;
+		u32 end;
+	} r[NBD_SR_RANGES];
+};
+
+/* Why a chunk was refused: nbd_chunk_check() */
+enum nbd_chunk_verdict {
+	NBD_CHUNK_OK,
+	NBD_CHUNK_BAD_TYPE,		/* unknown, bit 15 clear */
+	NBD_CHUNK_BLOCK_STATUS,		/* never asked for */
+	NBD_CHUNK_NONE_NOT_DONE,
+	NBD_CHUNK_NONE_LENGTH,
+	NBD_CHUNK_DATA_NOT_READ,	/* OFFSET_DATA/HOLE for a non-read */
+	NBD_CHUNK_DATA_SHORT,		/* OFFSET_DATA < 9 bytes */
+	NBD_CHUNK_HOLE_LENGTH,		/* OFFSET_HOLE not 12 bytes */
+	NBD_CHUNK_ERROR_SHORT,		/* ERROR < 6, ERROR_OFFSET < 14 */
+	NBD_CHUNK_TOO_LONG,		/* longer than the request allows */
+};
 
 /* Error numbers defined by the protocol (not the host's errno values). */
 #define NBD_EPERM	1
@@ -83,6 +172,16 @@ void nbd_encode_request(struct nbd_request *req,
 			const struct nbd_wire_cmd *cmd, u64 cookie);
 int nbd_decode_simple_reply(const struct nbd_reply *reply, u64 *cookie,
 			    u32 *error);
+void nbd_decode_chunk_hdr(const struct nbd_chunk_hdr *hdr,
+			  struct nbd_chunk *out);
+enum nbd_chunk_verdict nbd_chunk_check(const struct nbd_chunk *c,
+				       u16 cmd_type, u32 cmd_length);
+const char *nbd_chunk_verdict_text(enum nbd_chunk_verdict v);
+const char *nbd_chunk_type_name(u16 type);
+int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
+		     u64 offset, u32 length, u32 *rel);
+bool nbd_wire_cmd_obeys(const struct nbd_wire_cmd *cmd, u32 min_block,
+			u32 max_payload);
 blk_status_t nbd_error_to_status(u32 error);
 const char *nbd_error_name(u32 error);
 const char *nbd_cmd_name(u16 type);

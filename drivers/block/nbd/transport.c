@@ -35,6 +35,7 @@
  */
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
+#include <linux/ctype.h>
 #include <linux/net.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -151,6 +152,10 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 	}
 	cmd->gen++;
 	cmd->send_failed = false;
+	cmd->sr_started = false;
+	cmd->sr_error = 0;
+	cmd->sr_ranges.nr = 0;
+	cmd->sr_ranges.covered = 0;
 	atomic_inc(&cmd->refs);		/* the sender's, until written */
 	atomic_inc(&conn->inflight);
 	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
@@ -309,11 +314,13 @@ static struct request *nbd_cookie_to_rq(struct nbd_device *nbd, u64 cookie)
 }
 
 /*
- * Claim the request a reply names.  Return the request, or NULL (after
- * saying why) when the reply does not belong to a request this
- * connection has on the wire in the transmission the cookie names.
+ * The request a reply names, checked: it must be on the wire on this
+ * connection in the transmission the cookie names.  Return it, or NULL
+ * (after saying why).  Only this connection's receiver changes the state
+ * of a request that is on the wire on it, so the request stays so until
+ * the receiver claims it (nbd_rx_claim()) or the connection dies.
  */
-static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
+static struct nbd_cmd *nbd_rx_lookup(struct nbd_conn *conn, u64 cookie)
 {
 	struct request *rq = nbd_cookie_to_rq(conn->nbd, cookie);
 	const char *why = NULL;
@@ -332,37 +339,74 @@ static struct request *nbd_claim_reply(struct nbd_conn *conn, u64 cookie)
 		why = "request was sent on another connection";
 	else if (cmd->gen != nbd_cookie_gen(cookie))
 		why = "stale generation";
-	else
-		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 	spin_unlock_bh(&cmd->lock);
-	if (!why) {
-		atomic_dec(&conn->inflight);
-		smp_mb__after_atomic();	/* see nbd_conn_drained() */
-	}
 
 	if (why) {
 		nbd_conn_err(conn, "unexpected reply, cookie %#llx: %s\n",
 			     cookie, why);
 		return NULL;
 	}
-	return rq;
+	return cmd;
+}
+
+/* The reply to @cmd is complete: it is the receiver's to end now. */
+static void nbd_rx_claim(struct nbd_conn *conn, struct nbd_cmd *cmd)
+{
+	spin_lock_bh(&cmd->lock);
+	WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
+	spin_unlock_bh(&cmd->lock);
+	atomic_dec(&conn->inflight);
+	smp_mb__after_atomic();	/* see nbd_conn_drained() */
+	conn->replies_received++;
 }
 
 /*
- * Receiving.  The parser always wants one thing next, and conn->rx_iter
- * says where it goes: the rest of a reply header (conn->rx_hdr), or the
- * rest of a read reply's data, straight into the pages of the request's
- * bios.  Whatever brings bytes in fills rx_iter and then calls
- * nbd_rx_advance(), so a reply may arrive cut anywhere.
+ * Receiving.  The parser is a state machine (enum nbd_rx_state) that
+ * always wants one thing next, and conn->rx_iter says where it goes: a
+ * reply header, a chunk's fixed fields, a read's data straight into the
+ * pages of the request's bios, or bytes to drop.  Whatever brings bytes
+ * in fills rx_iter and then calls nbd_rx_advance(), so a reply may
+ * arrive cut anywhere.  A simple reply is claimed as soon as its header
+ * is in; a request answered with structured reply chunks stays on the
+ * wire until its DONE chunk, so that a violation anywhere before that
+ * hands it back like any other request of a failed connection.
  */
+enum nbd_rx_state {
+	NBD_RX_HDR,		/* 16 bytes: a simple reply, or a chunk's start */
+	NBD_RX_CHUNK_HDR,	/* the last 4 bytes of a chunk header */
+	NBD_RX_SIMPLE_DATA,	/* a simple read reply's data */
+	NBD_RX_DATA_OFFSET,	/* OFFSET_DATA: the offset */
+	NBD_RX_DATA,		/* OFFSET_DATA: the data */
+	NBD_RX_HOLE,		/* OFFSET_HOLE: offset and size */
+	NBD_RX_ERR_HDR,		/* error chunk: error and message length */
+	NBD_RX_ERR_MSG,		/* the part of the message kept */
+	NBD_RX_ERR_SKIP,	/* the rest of the message */
+	NBD_RX_ERR_OFFSET,	/* ERROR_OFFSET: the offset */
+	NBD_RX_DISCARD,		/* what follows an unknown error type */
+};
+
+static void nbd_rx_want(struct nbd_conn *conn, void *buf, size_t len,
+			enum nbd_rx_state state)
+{
+	conn->rx_kvec.iov_base = buf;
+	conn->rx_kvec.iov_len = len;
+	iov_iter_kvec(&conn->rx_iter, ITER_DEST, &conn->rx_kvec, 1, len);
+	conn->rx_state = state;
+}
+
 static void nbd_rx_want_hdr(struct nbd_conn *conn)
 {
-	conn->rx_kvec.iov_base = &conn->rx_hdr;
-	conn->rx_kvec.iov_len = sizeof(conn->rx_hdr);
-	iov_iter_kvec(&conn->rx_iter, ITER_DEST, &conn->rx_kvec, 1,
-		      sizeof(conn->rx_hdr));
+	nbd_rx_want(conn, &conn->rx_hdr, NBD_SIMPLE_REPLY_SIZE, NBD_RX_HDR);
 	conn->rx_cmd = NULL;
+	conn->rx_sr_cmd = NULL;
 	conn->rx_bio = NULL;
+}
+
+static void nbd_rx_want_discard(struct nbd_conn *conn, size_t len,
+				enum nbd_rx_state state)
+{
+	iov_iter_discard(&conn->rx_iter, ITER_DEST, len);
+	conn->rx_state = state;
 }
 
 /*
@@ -394,36 +438,54 @@ static int nbd_rx_server_shutdown(struct nbd_conn *conn, struct nbd_cmd *cmd)
 	return nbd_rx_reply_done(conn, cmd, BLK_STS_IOERR, true);
 }
 
-/* A whole reply header is in: match it to its request. */
-static int nbd_rx_hdr_done(struct nbd_conn *conn)
+/* End a claimed request with the error its reply carried. */
+static int nbd_rx_reply_error(struct nbd_conn *conn, struct nbd_cmd *cmd,
+			      u32 error)
+{
+	if (error == NBD_ESHUTDOWN)
+		return nbd_rx_server_shutdown(conn, cmd);
+	return nbd_rx_reply_done(conn, cmd, nbd_error_to_status(error), false);
+}
+
+/* A simple reply's header is in. */
+static int nbd_rx_simple_done(struct nbd_conn *conn)
 {
 	struct nbd_cmd *cmd;
 	struct request *rq;
 	u32 error;
 	u64 cookie;
 
-	if (nbd_decode_simple_reply(&conn->rx_hdr, &cookie, &error)) {
-		nbd_conn_err(conn, "reply with bad magic %#010x\n",
-			     be32_to_cpu(conn->rx_hdr.magic));
+	nbd_decode_simple_reply(&conn->rx_hdr.simple, &cookie, &error);
+	cmd = nbd_rx_lookup(conn, cookie);
+	if (!cmd)
 		return -EPROTO;
+	if (conn->config->structured) {
+		/*
+		 * Simple replies stay allowed where they carry no payload:
+		 * for anything but a read, and for a failed read.
+		 */
+		if (cmd->sr_started) {
+			nbd_conn_err(conn, "simple reply, cookie %#llx, to a request answered with chunks already\n",
+				     cookie);
+			return -EPROTO;
+		}
+		if (cmd->wire.type == NBD_CMD_READ && !error) {
+			nbd_conn_err(conn, "simple reply with data to a read, cookie %#llx, with structured replies negotiated\n",
+				     cookie);
+			return -EPROTO;
+		}
 	}
+	nbd_rx_claim(conn, cmd);
+	rq = blk_mq_rq_from_pdu(cmd);
 
-	rq = nbd_claim_reply(conn, cookie);
-	if (!rq)
-		return -EPROTO;
-	cmd = blk_mq_rq_to_pdu(rq);
-	conn->replies_received++;
-
-	if (error == NBD_ESHUTDOWN)
-		return nbd_rx_server_shutdown(conn, cmd);
 	if (error) {
-		dev_err_ratelimited(nbd_to_dev(conn->nbd),
-				    "server error %s (%u) on %s of %u bytes at %llu\n",
-				    nbd_error_name(error), error,
-				    nbd_cmd_name(cmd->wire.type),
-				    cmd->wire.length, cmd->wire.offset);
-		return nbd_rx_reply_done(conn, cmd, nbd_error_to_status(error),
-					 false);
+		if (error != NBD_ESHUTDOWN)
+			dev_err_ratelimited(nbd_to_dev(conn->nbd),
+					    "server error %s (%u) on %s of %u bytes at %llu\n",
+					    nbd_error_name(error), error,
+					    nbd_cmd_name(cmd->wire.type),
+					    cmd->wire.length, cmd->wire.offset);
+		return nbd_rx_reply_error(conn, cmd, error);
 	}
 
 	if (cmd->wire.type == NBD_CMD_READ && rq->bio) {
@@ -431,9 +493,357 @@ static int nbd_rx_hdr_done(struct nbd_conn *conn)
 		conn->rx_cmd = cmd;
 		conn->rx_bio = rq->bio;
 		nbd_bio_iter(&conn->rx_iter, ITER_DEST, rq->bio);
+		conn->rx_state = NBD_RX_SIMPLE_DATA;
 		return 0;
 	}
 	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
+}
+
+/* The first 16 bytes of a reply are in: which kind is it? */
+static int nbd_rx_hdr_done(struct nbd_conn *conn)
+{
+	u32 magic = be32_to_cpu(conn->rx_hdr.simple.magic);
+
+	if (magic == NBD_REPLY_MAGIC)
+		return nbd_rx_simple_done(conn);
+	if (magic != NBD_STRUCTURED_REPLY_MAGIC) {
+		nbd_conn_err(conn, "reply with bad magic %#010x\n", magic);
+		return -EPROTO;
+	}
+	if (!conn->config->structured) {
+		nbd_conn_err(conn, "structured reply, but structured replies were not negotiated\n");
+		return -EPROTO;
+	}
+	nbd_rx_want(conn, (u8 *)&conn->rx_hdr + NBD_SIMPLE_REPLY_SIZE,
+		    NBD_CHUNK_HDR_SIZE - NBD_SIMPLE_REPLY_SIZE,
+		    NBD_RX_CHUNK_HDR);
+	return 0;
+}
+
+/* Say what is wrong with the chunk being read: a protocol violation. */
+#define nbd_chunk_err(conn, fmt, ...)					\
+	nbd_conn_err(conn, "%s chunk, cookie %#llx, for %s of %u bytes at %llu: " fmt, \
+		     nbd_chunk_type_name((conn)->rx_chunk.type),	\
+		     (conn)->rx_chunk.cookie,				\
+		     nbd_cmd_name((conn)->rx_sr_cmd->wire.type),	\
+		     (conn)->rx_sr_cmd->wire.length,			\
+		     (conn)->rx_sr_cmd->wire.offset, ##__VA_ARGS__)
+
+/* A whole chunk header is in: check it against its request. */
+static int nbd_rx_chunk_hdr_done(struct nbd_conn *conn)
+{
+	struct nbd_chunk *c = &conn->rx_chunk;
+	enum nbd_chunk_verdict v;
+	struct nbd_cmd *cmd;
+
+	nbd_decode_chunk_hdr(&conn->rx_hdr.chunk, c);
+	cmd = nbd_rx_lookup(conn, c->cookie);
+	if (!cmd)
+		return -EPROTO;
+	conn->rx_sr_cmd = cmd;
+	v = nbd_chunk_check(c, cmd->wire.type, cmd->wire.length);
+	if (v != NBD_CHUNK_OK) {
+		nbd_chunk_err(conn, "%s (type %#x, length %u)\n",
+			      nbd_chunk_verdict_text(v), c->type, c->length);
+		return -EPROTO;
+	}
+	cmd->sr_started = true;
+	conn->chunks_received++;
+
+	switch (c->type) {
+	case NBD_REPLY_TYPE_NONE:
+		return 1;	/* the chunk is complete */
+	case NBD_REPLY_TYPE_OFFSET_DATA:
+		nbd_rx_want(conn, conn->rx_fields, 8, NBD_RX_DATA_OFFSET);
+		return 0;
+	case NBD_REPLY_TYPE_OFFSET_HOLE:
+		nbd_rx_want(conn, conn->rx_fields, 12, NBD_RX_HOLE);
+		return 0;
+	default:	/* an error type (nbd_chunk_check()) */
+		nbd_rx_want(conn, conn->rx_fields, 6, NBD_RX_ERR_HDR);
+		return 0;
+	}
+}
+
+/* The bio holding byte @rel of @rq, and where in it that byte is. */
+static struct bio *nbd_rq_bio_at(struct request *rq, u32 rel, u32 *skip)
+{
+	struct bio *bio;
+
+	for (bio = rq->bio; bio; bio = bio->bi_next) {
+		if (rel < bio->bi_iter.bi_size)
+			break;
+		rel -= bio->bi_iter.bi_size;
+	}
+	*skip = rel;
+	return bio;
+}
+
+/* Point rx_iter at the next at most rx_left bytes of rx_bio from @skip. */
+static void nbd_rx_data_iter(struct nbd_conn *conn, u32 skip)
+{
+	nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
+	iov_iter_advance(&conn->rx_iter, skip);
+	iov_iter_truncate(&conn->rx_iter, conn->rx_left);
+	conn->rx_left -= iov_iter_count(&conn->rx_iter);
+}
+
+/*
+ * Account for the range of a data or hole chunk; return where it starts
+ * in the request, or -EPROTO.
+ */
+static s64 nbd_rx_chunk_range(struct nbd_conn *conn, u64 offset, u32 len)
+{
+	struct nbd_cmd *cmd = conn->rx_sr_cmd;
+	u32 rel;
+	int ret;
+
+	ret = nbd_sr_range_add(&cmd->sr_ranges, cmd->wire.offset,
+			       cmd->wire.length, offset, len, &rel);
+	if (!ret)
+		return rel;
+	if (ret == -ERANGE)
+		nbd_chunk_err(conn, "range %llu+%u is not inside the request\n",
+			      offset, len);
+	else if (ret == -EEXIST)
+		nbd_chunk_err(conn, "range %llu+%u overlaps an earlier chunk\n",
+			      offset, len);
+	else
+		nbd_chunk_err(conn, "range %llu+%u leaves more than %d gaps\n",
+			      offset, len, NBD_SR_RANGES);
+	return -EPROTO;
+}
+
+/* OFFSET_DATA's offset is in: the data goes into the request's pages. */
+static int nbd_rx_data_offset_done(struct nbd_conn *conn)
+{
+	u64 offset = get_unaligned_be64(conn->rx_fields);
+	u32 len = conn->rx_chunk.length - 8;
+	struct request *rq = blk_mq_rq_from_pdu(conn->rx_sr_cmd);
+	s64 rel = nbd_rx_chunk_range(conn, offset, len);
+	u32 skip;
+
+	if (rel < 0)
+		return rel;
+	conn->rx_bio = nbd_rq_bio_at(rq, rel, &skip);
+	if (WARN_ON_ONCE(!conn->rx_bio))
+		return -EPROTO;
+	conn->rx_left = len;
+	nbd_rx_data_iter(conn, skip);
+	conn->rx_state = NBD_RX_DATA;
+	return 0;
+}
+
+/* OFFSET_HOLE's fields are in: zero the range it names. */
+static int nbd_rx_hole_done(struct nbd_conn *conn)
+{
+	u64 offset = get_unaligned_be64(conn->rx_fields);
+	u32 len = get_unaligned_be32(conn->rx_fields + 8);
+	struct request *rq = blk_mq_rq_from_pdu(conn->rx_sr_cmd);
+	struct iov_iter iter;
+	struct bio *bio;
+	s64 rel;
+	u32 skip, n;
+
+	if (!len) {
+		nbd_chunk_err(conn, "hole of size 0 at %llu\n", offset);
+		return -EPROTO;
+	}
+	rel = nbd_rx_chunk_range(conn, offset, len);
+	if (rel < 0)
+		return rel;
+	conn->holes_received++;
+	conn->hole_bytes += len;
+	for (bio = nbd_rq_bio_at(rq, rel, &skip); bio && len;
+	     bio = bio->bi_next, skip = 0) {
+		nbd_bio_iter(&iter, ITER_DEST, bio);
+		iov_iter_advance(&iter, skip);
+		n = min_t(u32, len, iov_iter_count(&iter));
+		iov_iter_zero(n, &iter);
+		len -= n;
+	}
+	return 1;
+}
+
+/*
+ * The next part of an error chunk, after its error and message length:
+ * the message (as much as is kept, then the rest dropped), the offset of
+ * ERROR_OFFSET, whatever an unknown error type carries.  Return 1 when
+ * nothing is left of the chunk.
+ */
+static int nbd_rx_err_next(struct nbd_conn *conn)
+{
+	u32 fixed = 6 + conn->rx_msg_total;
+
+	switch (conn->rx_state) {
+	case NBD_RX_ERR_HDR:
+		if (conn->rx_msg_kept) {
+			nbd_rx_want(conn, conn->rx_msg, conn->rx_msg_kept,
+				    NBD_RX_ERR_MSG);
+			return 0;
+		}
+		fallthrough;
+	case NBD_RX_ERR_MSG:
+		if (conn->rx_msg_total > conn->rx_msg_kept) {
+			nbd_rx_want_discard(conn, conn->rx_msg_total -
+					    conn->rx_msg_kept, NBD_RX_ERR_SKIP);
+			return 0;
+		}
+		fallthrough;
+	case NBD_RX_ERR_SKIP:
+		if (conn->rx_chunk.type == NBD_REPLY_TYPE_ERROR_OFFSET) {
+			nbd_rx_want(conn, conn->rx_fields + 8, 8,
+				    NBD_RX_ERR_OFFSET);
+			return 0;
+		}
+		if (conn->rx_chunk.length > fixed) {
+			nbd_rx_want_discard(conn, conn->rx_chunk.length - fixed,
+					    NBD_RX_DISCARD);
+			return 0;
+		}
+		fallthrough;
+	default:
+		return 1;
+	}
+}
+
+/* An error chunk's error and message length are in. */
+static int nbd_rx_err_hdr_done(struct nbd_conn *conn)
+{
+	struct nbd_chunk *c = &conn->rx_chunk;
+	u32 error = get_unaligned_be32(conn->rx_fields);
+	u16 mlen = get_unaligned_be16(conn->rx_fields + 4);
+	u32 want = 6 + mlen;
+
+	if (c->type == NBD_REPLY_TYPE_ERROR_OFFSET)
+		want += 8;
+	if (!error) {
+		nbd_chunk_err(conn, "error chunk without an error\n");
+		return -EPROTO;
+	}
+	if (mlen > NBD_MAX_ERROR_MSG) {
+		nbd_chunk_err(conn, "message of %u bytes, more than %u\n",
+			      mlen, NBD_MAX_ERROR_MSG);
+		return -EPROTO;
+	}
+	if (c->length < want ||
+	    (c->length != want && (c->type == NBD_REPLY_TYPE_ERROR ||
+				   c->type == NBD_REPLY_TYPE_ERROR_OFFSET))) {
+		nbd_chunk_err(conn, "message of %u bytes in a chunk of %u\n",
+			      mlen, c->length);
+		return -EPROTO;
+	}
+	conn->rx_err_val = error;
+	conn->rx_msg_total = mlen;
+	conn->rx_msg_kept = min_t(u16, mlen, NBD_RX_MSG_KEEP);
+	conn->rx_msg[0] = '\0';
+	return nbd_rx_err_next(conn);
+}
+
+/* An error chunk has been read whole: log it, remember its error. */
+static int nbd_rx_err_done(struct nbd_conn *conn)
+{
+	struct nbd_cmd *cmd = conn->rx_sr_cmd;
+	char where[48] = "";
+	unsigned int i;
+
+	if (conn->rx_chunk.type == NBD_REPLY_TYPE_ERROR_OFFSET) {
+		u64 off = get_unaligned_be64(conn->rx_fields + 8);
+
+		if (off < cmd->wire.offset ||
+		    off - cmd->wire.offset >= cmd->wire.length) {
+			nbd_chunk_err(conn, "error offset %llu is not inside the request\n",
+				      off);
+			return -EPROTO;
+		}
+		snprintf(where, sizeof(where), " (at offset %llu)", off);
+	}
+	/* The server's text goes to the log: printable characters only. */
+	for (i = 0; i < conn->rx_msg_kept; i++)
+		if (!isprint(conn->rx_msg[i]))
+			conn->rx_msg[i] = '?';
+	conn->rx_msg[conn->rx_msg_kept] = '\0';
+
+	if (conn->rx_err_val != NBD_ESHUTDOWN)
+		dev_err_ratelimited(nbd_to_dev(conn->nbd),
+				    "server error %s (%u) on %s of %u bytes at %llu%s: \"%s\"%s\n",
+				    nbd_error_name(conn->rx_err_val),
+				    conn->rx_err_val,
+				    nbd_cmd_name(cmd->wire.type),
+				    cmd->wire.length, cmd->wire.offset, where,
+				    conn->rx_msg,
+				    conn->rx_msg_total > conn->rx_msg_kept ?
+				    " (cut)" : "");
+	conn->error_chunks++;
+	if (!cmd->sr_error)
+		cmd->sr_error = conn->rx_err_val;
+	return 1;
+}
+
+/*
+ * A chunk has been read whole.  Unless it is the last one, the request
+ * stays on the wire.  The last one ends it: with the first error a chunk
+ * gave, or with success once the chunks of a read covered all of it.
+ */
+static int nbd_rx_chunk_done(struct nbd_conn *conn)
+{
+	struct nbd_cmd *cmd = conn->rx_sr_cmd;
+
+	if (!(conn->rx_chunk.flags & NBD_REPLY_FLAG_DONE)) {
+		nbd_rx_want_hdr(conn);
+		return 0;
+	}
+	if (!cmd->sr_error && cmd->wire.type == NBD_CMD_READ &&
+	    cmd->sr_ranges.covered != cmd->wire.length) {
+		nbd_chunk_err(conn, "last chunk, but only %u bytes were sent\n",
+			      cmd->sr_ranges.covered);
+		return -EPROTO;
+	}
+	nbd_rx_claim(conn, cmd);
+	if (cmd->sr_error)
+		return nbd_rx_reply_error(conn, cmd, cmd->sr_error);
+	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
+}
+
+/* rx_iter is full: act on what it held.  1: the chunk is complete. */
+static int nbd_rx_step(struct nbd_conn *conn)
+{
+	switch (conn->rx_state) {
+	case NBD_RX_HDR:
+		return nbd_rx_hdr_done(conn);
+	case NBD_RX_CHUNK_HDR:
+		return nbd_rx_chunk_hdr_done(conn);
+	case NBD_RX_SIMPLE_DATA:
+		conn->rx_bio = conn->rx_bio->bi_next;
+		if (conn->rx_bio) {
+			nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
+			return 0;
+		}
+		return nbd_rx_reply_done(conn, conn->rx_cmd, BLK_STS_OK,
+					 false);
+	case NBD_RX_DATA_OFFSET:
+		return nbd_rx_data_offset_done(conn);
+	case NBD_RX_DATA:
+		if (!conn->rx_left)
+			return 1;
+		conn->rx_bio = conn->rx_bio->bi_next;
+		if (WARN_ON_ONCE(!conn->rx_bio))
+			return -EPROTO;
+		nbd_rx_data_iter(conn, 0);
+		return 0;
+	case NBD_RX_HOLE:
+		return nbd_rx_hole_done(conn);
+	case NBD_RX_ERR_HDR:
+		return nbd_rx_err_hdr_done(conn);
+	case NBD_RX_ERR_MSG:
+	case NBD_RX_ERR_SKIP:
+	case NBD_RX_ERR_OFFSET:
+	case NBD_RX_DISCARD:
+		if (nbd_rx_err_next(conn))
+			return nbd_rx_err_done(conn);
+		return 0;
+	}
+	return -EPROTO;
 }
 
 /*
@@ -443,23 +853,12 @@ static int nbd_rx_hdr_done(struct nbd_conn *conn)
  */
 static int nbd_rx_advance(struct nbd_conn *conn)
 {
-	struct nbd_cmd *cmd;
 	int ret;
 
 	while (!iov_iter_count(&conn->rx_iter)) {
-		if (!conn->rx_cmd) {
-			ret = nbd_rx_hdr_done(conn);
-			if (ret)
-				return ret;
-			continue;
-		}
-		conn->rx_bio = conn->rx_bio->bi_next;
-		if (conn->rx_bio) {
-			nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
-			continue;
-		}
-		cmd = conn->rx_cmd;
-		ret = nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
+		ret = nbd_rx_step(conn);
+		if (ret > 0)
+			ret = nbd_rx_chunk_done(conn);
 		if (ret)
 			return ret;
 	}
@@ -703,8 +1102,10 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 			dev_warn(nbd_to_dev(nbd),
 				 "connection %u: receive failed: %d\n",
 				 conn->index, ret);
-		if (conn->rx_cmd)
+		if (conn->rx_cmd && ret != -EPROTO)
 			nbd_conn_err(conn, "read reply data cut short\n");
+		else if (conn->rx_sr_cmd && ret != -EPROTO)
+			nbd_conn_err(conn, "reply chunk cut short\n");
 	}
 	nbd_conn_fail(conn, ret);
 

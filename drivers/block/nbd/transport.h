@@ -30,6 +30,9 @@ struct nbd_config;
 struct nbd_device;
 struct nbd_cmd;
 
+/* How much of a server's error message is kept for the kernel log. */
+#define NBD_RX_MSG_KEEP	200
+
 /* A header and up to 16 data segments go out in one write. */
 #define NBD_TX_VECS	17
 
@@ -65,11 +68,24 @@ enum {
  *	the socket's callbacks
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
  * @rx_state_change: the same for state_change
- * @rx_hdr: the reply header being read
- * @rx_kvec: @rx_hdr as a kvec, for @rx_iter
- * @rx_cmd: the read whose data is being read, or NULL for a header
- * @rx_bio: @rx_cmd's bio being filled
+ * @rx_state: what the parser reads now (enum nbd_rx_state)
+ * @rx_hdr: the reply header being read: a simple reply, or the first 16
+ *	bytes of a structured reply chunk's header and then the rest
+ * @rx_kvec: where a header or a chunk's fixed fields go, for @rx_iter
+ * @rx_cmd: the read whose simple reply's data is being read (claimed:
+ *	the receiver ends it), or NULL
+ * @rx_sr_cmd: the request whose chunk is being read (still on the wire:
+ *	the reaper hands it back if the connection dies), or NULL
+ * @rx_chunk: that chunk's header, decoded
+ * @rx_left: bytes of that chunk's data still to come after @rx_iter's
+ * @rx_bio: the bio being filled with read data
  * @rx_iter: where the next bytes received go
+ * @rx_fields: a chunk's fixed fields (offset, hole size, error, message
+ *	length, error offset)
+ * @rx_err_val: the error of the error chunk being read
+ * @rx_msg_total: its message length on the wire
+ * @rx_msg_kept: how much of the message is kept in @rx_msg for the log
+ * @rx_msg: the message (NUL terminated)
  * @rx_err: the error that stopped the parser, or 0
  * @rx_runs: receiver runs in the work item on TCP, for debugfs
  * @rx_inline_runs: parses in the socket's data_ready callback, for debugfs
@@ -81,6 +97,10 @@ enum {
  * @index: the connection's number (and hardware queue)
  * @requests_sent: requests written, for debugfs
  * @replies_received: replies matched, for debugfs
+ * @chunks_received: structured reply chunks taken, for debugfs
+ * @holes_received: of them OFFSET_HOLE chunks, for debugfs
+ * @hole_bytes: the bytes those holes covered, for debugfs
+ * @error_chunks: error chunks, for debugfs
  */
 struct nbd_conn {
 	/* submission side */
@@ -107,11 +127,23 @@ struct nbd_conn {
 	bool rx_read_sock;
 	void (*rx_data_ready)(struct sock *sk);
 	void (*rx_state_change)(struct sock *sk);
-	struct nbd_reply rx_hdr;
+	u8 rx_state;
+	union {
+		struct nbd_reply simple;
+		struct nbd_chunk_hdr chunk;
+	} rx_hdr;
 	struct kvec rx_kvec;
 	struct nbd_cmd *rx_cmd;
+	struct nbd_cmd *rx_sr_cmd;
+	struct nbd_chunk rx_chunk;
+	u32 rx_left;
 	struct bio *rx_bio;
 	struct iov_iter rx_iter;
+	u8 rx_fields[16];
+	u32 rx_err_val;
+	u16 rx_msg_total;
+	u16 rx_msg_kept;
+	char rx_msg[NBD_RX_MSG_KEEP + 1];
 	int rx_err;
 	u64 rx_runs;
 	u64 rx_inline_runs;
@@ -125,6 +157,10 @@ struct nbd_conn {
 
 	u64 requests_sent;
 	u64 replies_received;
+	u64 chunks_received;
+	u64 holes_received;
+	u64 hole_bytes;
+	u64 error_chunks;
 };
 
 static inline bool nbd_conn_alive(struct nbd_conn *conn)

@@ -16,6 +16,28 @@
  *     NBD_DEVICE_ITEM (nested), one per device
  *       NBD_DEVICE_INDEX (u32)
  *       NBD_DEVICE_CONNECTED (u8)
+ *
+ * This driver's own additions (not upstream's) travel in one attribute,
+ * NBD_ATTR_EXT, far above any number upstream will reach, with its own
+ * numbering inside (NBD_EXT_*) and NBD_EXT_MAGIC first.  A future
+ * upstream attribute can never be taken for it: the driver acts on the
+ * nest only when it carries NBD_EXT_MAGIC with NBD_EXT_MAGIC_VALUE, and
+ * otherwise ignores it as it ignores every attribute it does not know.
+ * The stock module ignores the whole nest, so a tool must ask first
+ * whether the module understands it (see NBD_EXT_FEATURES):
+ *
+ *   NBD_ATTR_EXT (nested)
+ *     NBD_EXT_MAGIC (u32): NBD_EXT_MAGIC_VALUE
+ *     CONNECT, RECONFIGURE with SOCKETS:
+ *       NBD_EXT_REPLY_MODE (u32): NBD_EXT_REPLY_* negotiated on the
+ *         sockets (absent: simple replies)
+ *       NBD_EXT_BLOCK_MIN, NBD_EXT_BLOCK_PREF, NBD_EXT_BLOCK_MAX (u32):
+ *         the server's NBD_INFO_BLOCK_SIZE, all three or none, given only
+ *         when it was asked for in NBD_OPT_GO: the driver then never sends
+ *         a request that breaks them
+ *     STATUS replies:
+ *       NBD_EXT_FEATURES (u64): NBD_EXT_FEAT_* this module supports
+ *       NBD_EXT_VERSION (string): the module's version
  */
 #ifndef _UAPILINUX_NBD_NETLINK_H
 #define _UAPILINUX_NBD_NETLINK_H
@@ -40,6 +62,31 @@ enum {
 	__NBD_ATTR_MAX,
 };
 #define NBD_ATTR_MAX (__NBD_ATTR_MAX - 1)
+
+/* This driver's additions (see the top of the file). */
+#define NBD_ATTR_EXT		0x3f00
+#define NBD_EXT_MAGIC_VALUE	0x6e626478	/* "nbdx" */
+
+enum {
+	NBD_EXT_UNSPEC,
+	NBD_EXT_MAGIC,		/* u32: NBD_EXT_MAGIC_VALUE */
+	NBD_EXT_FEATURES,	/* u64: NBD_EXT_FEAT_*, in STATUS replies */
+	NBD_EXT_VERSION,	/* string, in STATUS replies */
+	NBD_EXT_REPLY_MODE,	/* u32: NBD_EXT_REPLY_* */
+	NBD_EXT_BLOCK_MIN,	/* u32: minimum block size */
+	NBD_EXT_BLOCK_PREF,	/* u32: preferred block size */
+	NBD_EXT_BLOCK_MAX,	/* u32: maximum payload */
+	__NBD_EXT_MAX,
+};
+#define NBD_EXT_MAX (__NBD_EXT_MAX - 1)
+
+/* NBD_EXT_REPLY_MODE */
+#define NBD_EXT_REPLY_SIMPLE		0
+#define NBD_EXT_REPLY_STRUCTURED	1	/* NBD_OPT_STRUCTURED_REPLY */
+
+/* NBD_EXT_FEATURES */
+#define NBD_EXT_FEAT_STRUCTURED_REPLY	(1ULL << 0)	/* REPLY_MODE 1 */
+#define NBD_EXT_FEAT_BLOCK_SIZE		(1ULL << 1)	/* BLOCK_MIN... */
 
 /*
  * This is the format for multiple sockets with NBD_ATTR_SOCKETS

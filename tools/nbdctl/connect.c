@@ -201,6 +201,8 @@ struct dev_state {
 	unsigned int flags;
 	unsigned int block_size;
 	long pid;			/* persist daemon, 0 if none */
+	char replies[16];		/* "structured", "simple" */
+	unsigned int min_block, pref_block, max_block;	/* 0: none kept */
 };
 
 static void state_path(int index, char *buf, size_t len)
@@ -220,9 +222,10 @@ static void state_write(int index, const struct dev_state *st)
 	f = fopen(tmp, "we");
 	if (!f)
 		return;
-	fprintf(f, "uri=%s\nbackend=%s\nconnections=%u\nflags=0x%x\nblock_size=%u\npid=%ld\n",
+	fprintf(f, "uri=%s\nbackend=%s\nconnections=%u\nflags=0x%x\nblock_size=%u\npid=%ld\nreplies=%s\nblock_sizes=%u %u %u\n",
 		st->uri, st->backend, st->connections, st->flags,
-		st->block_size, st->pid);
+		st->block_size, st->pid, st->replies, st->min_block,
+		st->pref_block, st->max_block);
 	if (fclose(f) || rename(tmp, path))
 		unlink(tmp);
 }
@@ -253,6 +256,13 @@ static int state_read(int index, struct dev_state *st)
 			st->block_size = strtoul(line + 11, NULL, 10);
 		else if (!strncmp(line, "pid=", 4))
 			st->pid = strtol(line + 4, NULL, 10);
+		else if (!strncmp(line, "replies=", 8))
+			snprintf(st->replies, sizeof(st->replies), "%.*s",
+				 (int)sizeof(st->replies) - 1, line + 8);
+		else if (!strncmp(line, "block_sizes=", 12) &&
+			 sscanf(line + 12, "%u %u %u", &st->min_block,
+				&st->pref_block, &st->max_block) != 3)
+			st->min_block = st->pref_block = st->max_block = 0;
 	}
 	fclose(f);
 	return 0;
@@ -314,7 +324,10 @@ struct connect_opts {
 	const char *backend;
 	unsigned int client_flags;
 	bool persist, foreground, strict;
+	bool no_structured;
 	unsigned int hs_timeout;
+	struct nbd_hs_opts hs;		/* what the module can take */
+	bool ext;			/* the module takes NBD_ATTR_EXT */
 };
 
 /* Both the first handshakes and the reconnects go through here. */
@@ -326,7 +339,7 @@ static int open_conn(const struct connect_opts *o, struct nbd_export *ex,
 	fd = nbd_dial(&o->uri, o->hs_timeout, err, errlen);
 	if (fd < 0)
 		return -1;
-	if (nbd_negotiate(fd, o->uri.export_name, ex, err, errlen)) {
+	if (nbd_negotiate(fd, o->uri.export_name, &o->hs, ex, err, errlen)) {
 		close(fd);
 		return -1;
 	}
@@ -358,6 +371,12 @@ static int choose_block_size(const struct connect_opts *o,
 		}
 		*bs = b;
 		return 0;
+	}
+	if (ex->block_size_requested && ex->have_block_size &&
+	    ex->max_block < page) {
+		nbdctl_err("the server's maximum payload %u is smaller than a page (%u): the kernel cannot keep to it",
+			   ex->max_block, page);
+		return -1;
 	}
 	b = 512;
 	if (ex->have_block_size) {
@@ -399,7 +418,8 @@ static void connect_usage(FILE *f)
 "      --disconnect-on-close  disconnect when the last opener closes it\n"
 "  -p, --persist              stay resident and reconnect dead connections\n"
 "  -f, --foreground           with --persist: do not detach, log to stderr\n"
-"      --handshake-timeout S  give up on a silent server after S s (30)\n",
+"      --handshake-timeout S  give up on a silent server after S s (30)\n"
+"      --no-structured-replies  ask the server for simple replies only\n",
 		PERSIST_DEFAULT_DEAD);
 }
 
@@ -413,6 +433,7 @@ enum {
 	OPT_ALL,
 	OPT_JSON,
 	OPT_COUNT,
+	OPT_NO_SR,
 };
 
 static const struct option connect_options[] = {
@@ -430,6 +451,7 @@ static const struct option connect_options[] = {
 	{ "persist", no_argument, NULL, 'p' },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+	{ "no-structured-replies", no_argument, NULL, OPT_NO_SR },
 	{ "help", no_argument, NULL, 'h' },
 	{ }
 };
@@ -465,6 +487,9 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 			break;
 		case OPT_STRICT:
 			o->strict = true;
+			break;
+		case OPT_NO_SR:
+			o->no_structured = true;
 			break;
 		case 'b':
 			if (parse_u64(optarg, &v, true) || v > UINT_MAX) {
@@ -583,6 +608,71 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 			struct connect_opts *o, int index,
 			const struct nbd_export *first);
 
+/*
+ * What to negotiate, from what the loaded module understands: the stock
+ * module ignores NBD_ATTR_EXT, and would break on a structured reply or
+ * not keep to block sizes promised in NBD_OPT_GO, so it gets neither.
+ */
+static int probe_module(struct nbdnl *nl, struct connect_opts *o)
+{
+	char err[512], version[64];
+	uint64_t feat;
+	int ret;
+
+	ret = nbdnl_features(nl, &feat, version, sizeof(version), err,
+			     sizeof(err));
+	if (ret) {
+		nbdctl_err("cannot ask the nbd module what it supports: %s%s%s",
+			   strerror(-ret), *err ? ": " : "", err);
+		return NBDCTL_EXIT_KERNEL;
+	}
+	o->ext = feat != 0;
+	o->hs.structured_replies = !o->no_structured &&
+				   (feat & NBD_EXT_FEAT_STRUCTURED_REPLY);
+	o->hs.block_size = feat & NBD_EXT_FEAT_BLOCK_SIZE;
+	if (!o->ext)
+		nbdctl_warn("the loaded nbd module does not support structured replies or block size constraints (the stock module?): using simple replies and not asking for the server's block sizes");
+	else if (nbdctl_verbose)
+		nbdctl_info("nbd module %s: features 0x%llx", version,
+			    (unsigned long long)feat);
+	return 0;
+}
+
+/* The reply mode and block sizes of @ex for the kernel (NBD_ATTR_EXT). */
+static void ext_params(const struct connect_opts *o,
+		       const struct nbd_export *ex, struct nbdnl_params *p)
+{
+	p->ext = o->ext;
+	p->structured = ex->structured;
+	p->have_blocks = ex->block_size_requested && ex->have_block_size;
+	p->min_block = ex->min_block;
+	p->pref_block = ex->pref_block;
+	p->max_block = ex->max_block;
+}
+
+/* Every connection of a device must speak the same. */
+static bool same_protocol(const struct nbd_export *a,
+			  const struct nbd_export *b)
+{
+	if (a->structured != b->structured ||
+	    a->have_block_size != b->have_block_size)
+		return false;
+	return !a->have_block_size ||
+	       (a->min_block == b->min_block && a->pref_block == b->pref_block &&
+		a->max_block == b->max_block);
+}
+
+static void protocol_text(const struct nbd_export *ex, char *buf, size_t len)
+{
+	if (ex->block_size_requested && ex->have_block_size)
+		snprintf(buf, len, "%s replies, block sizes %u/%u/%u kept",
+			 ex->structured ? "structured" : "simple",
+			 ex->min_block, ex->pref_block, ex->max_block);
+	else
+		snprintf(buf, len, "%s replies, no block size constraints",
+			 ex->structured ? "structured" : "simple");
+}
+
 int cmd_connect(int argc, char **argv)
 {
 	struct nbdnl_params p = { };
@@ -590,7 +680,7 @@ int cmd_connect(int argc, char **argv)
 	struct nbd_export ex = { }, ex2;
 	struct dev_state st = { };
 	struct nbdnl nl, ev = { };
-	char err[1024], sz[32], flags[256], *uri_text = NULL;
+	char err[1024], sz[32], sz2[128], flags[256], *uri_text = NULL;
 	int fds[MAX_CONNECTIONS];
 	unsigned int i, n = 0, bs;
 	uint64_t size;
@@ -603,6 +693,9 @@ int cmd_connect(int argc, char **argv)
 	ret = open_netlink(&nl);
 	if (ret)
 		goto out_uri;
+	ret = probe_module(&nl, &o);
+	if (ret)
+		goto out_nl;
 	/*
 	 * Join the group first, so that no LINK_DEAD can be missed, on a
 	 * socket of its own: replies to requests must not swallow events.
@@ -666,6 +759,14 @@ int cmd_connect(int argc, char **argv)
 			ret = NBDCTL_EXIT_SERVER;
 			goto out_fds;
 		}
+		if (!same_protocol(&ex, &ex2)) {
+			nbdctl_err("connection %u: the server negotiated other reply modes or block sizes than on the first connection",
+				   n + 1);
+			nbd_export_free(&ex2);
+			close(fds[n]);
+			ret = NBDCTL_EXIT_SERVER;
+			goto out_fds;
+		}
 		nbd_export_free(&ex2);
 	}
 
@@ -684,6 +785,7 @@ int cmd_connect(int argc, char **argv)
 	p.backend = o.backend ? o.backend : uri_text;
 	p.fds = fds;
 	p.nfds = n;
+	ext_params(&o, &ex, &p);
 	ret = nbdnl_connect(&nl, &p, &index, err, sizeof(err));
 	if (ret) {
 		ret = kernel_error("connect", o.index, ret, err);
@@ -705,6 +807,8 @@ int cmd_connect(int argc, char **argv)
 	       index, sz, (unsigned long long)size, bs, o.connections,
 	       o.connections == 1 ? "" : "s", uri_text ? uri_text : "");
 	nbdctl_info("flags: %s", flags);
+	protocol_text(&ex, sz2, sizeof(sz2));
+	nbdctl_info("protocol: %s", sz2);
 	fflush(stdout);
 
 	snprintf(st.uri, sizeof(st.uri), "%s", uri_text ? uri_text : "");
@@ -712,6 +816,13 @@ int cmd_connect(int argc, char **argv)
 	st.connections = o.connections;
 	st.flags = p.server_flags;
 	st.block_size = bs;
+	snprintf(st.replies, sizeof(st.replies), "%s",
+		 ex.structured ? "structured" : "simple");
+	if (p.have_blocks) {
+		st.min_block = ex.min_block;
+		st.pref_block = ex.pref_block;
+		st.max_block = ex.max_block;
+	}
 	if (!o.persist) {
 		state_write(index, &st);
 		ret = 0;
@@ -873,6 +984,14 @@ static int reconnect_one(struct nbdnl *nl, const struct connect_opts *o,
 		close(fd);
 		return -1;
 	}
+	if (!same_protocol(first, &ex)) {
+		plog(LOG_ERR, "/dev/nbd%d: the server now negotiates other reply modes or block sizes: not reconnecting",
+		     index);
+		nbd_export_free(&ex);
+		close(fd);
+		return -1;
+	}
+	ext_params(o, &ex, &p);
 	nbd_export_free(&ex);
 	p.fds = &fd;
 	p.nfds = 1;
@@ -1111,7 +1230,42 @@ struct dev_info {
 	struct dev_state st;
 	unsigned int flags;
 	bool have_flags;
+	char replies[16];		/* "" when unknown */
+	unsigned int min_block, pref_block, max_block;	/* 0: none */
 };
+
+/*
+ * The reply mode and block size constraints: from this driver's debugfs
+ * file when it has one (what the kernel does), else the state file.
+ */
+static void device_protocol(struct dev_info *d)
+{
+	char path[96], buf[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/nbd/nbd%d/protocol",
+		 d->index);
+	f = fopen(path, "re");
+	if (!f) {
+		if (!d->have_state)
+			return;
+		snprintf(d->replies, sizeof(d->replies), "%s", d->st.replies);
+		d->min_block = d->st.min_block;
+		d->pref_block = d->st.pref_block;
+		d->max_block = d->st.max_block;
+		return;
+	}
+	while (fgets(buf, sizeof(buf), f)) {
+		if (sscanf(buf, "replies: %15s", d->replies) == 1)
+			continue;
+		if (sscanf(buf, "block_size_constraints: minimum %u preferred %u maximum %u",
+			   &d->min_block, &d->pref_block, &d->max_block) != 3)
+			continue;
+		if (!d->max_block)
+			d->max_block = 0xffffffffU;	/* no limit */
+	}
+	fclose(f);
+}
 
 /* Flags from the state file, else from debugfs (both drivers show them). */
 static bool device_flags(int index, unsigned int *flags)
@@ -1161,6 +1315,7 @@ static void collect(struct dev_info *d, int index, bool connected)
 	} else {
 		d->have_flags = device_flags(index, &d->flags);
 	}
+	device_protocol(d);
 }
 
 static void json_string(FILE *f, const char *s)
@@ -1232,6 +1387,16 @@ static int list_walk_one(void *arg, int index, bool connected)
 			}
 			printf(", \"pid\": %ld, \"persist_pid\": %ld", d.pid,
 			       (long)pp);
+			printf(", \"replies\": ");
+			if (*d.replies)
+				json_string(stdout, d.replies);
+			else
+				printf("null");
+			if (d.min_block)
+				printf(", \"block_size_constraints\": {\"minimum\": %u, \"preferred\": %u, \"maximum\": %u}",
+				       d.min_block, d.pref_block, d.max_block);
+			else
+				printf(", \"block_size_constraints\": null");
 		}
 		printf("}");
 	} else if (!connected) {
@@ -1248,6 +1413,13 @@ static int list_walk_one(void *arg, int index, bool connected)
 		       *server ? server : "(unknown: not attached by nbdctl)");
 		printf("             flags: %s\n",
 		       d.have_flags ? flags : "(unknown)");
+		if (*d.replies) {
+			printf("             replies: %s", d.replies);
+			if (d.min_block)
+				printf(", block sizes kept: minimum %u, preferred %u, maximum %u",
+				       d.min_block, d.pref_block, d.max_block);
+			printf("\n");
+		}
 		if (d.pid || pp) {
 			printf("             pid: %ld", d.pid);
 			if (pp)

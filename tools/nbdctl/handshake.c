@@ -46,6 +46,7 @@
 #define NBD_OPT_STARTTLS	5
 #define NBD_OPT_INFO		6
 #define NBD_OPT_GO		7
+#define NBD_OPT_STRUCTURED_REPLY	8
 
 /* Option reply types */
 #define NBD_REP_ACK		1
@@ -83,6 +84,7 @@ struct conn {
 	bool no_zeroes;		/* NBD_FLAG_C_NO_ZEROES was sent */
 	bool eof;		/* the last failure was the server closing */
 	bool in_options;	/* option haggling: NBD_OPT_ABORT is allowed */
+	bool block_size_refused; /* GO may not ask for NBD_INFO_BLOCK_SIZE */
 	bool transmitting;	/* past GO/EXPORT_NAME: leave with DISC */
 };
 
@@ -203,6 +205,8 @@ static const char *opt_name(uint32_t opt)
 		return "NBD_OPT_INFO";
 	case NBD_OPT_GO:
 		return "NBD_OPT_GO";
+	case NBD_OPT_STRUCTURED_REPLY:
+		return "NBD_OPT_STRUCTURED_REPLY";
 	default:
 		return "an unknown option";
 	}
@@ -465,7 +469,9 @@ static void reply_error(struct conn *c, const struct reply *r,
 		set_err(c, "the server is shutting down");
 		break;
 	case NBD_REP_ERR_BLOCK_SIZE_REQD:
-		set_err(c, "the server requires the client to negotiate block sizes");
+		set_err(c, "the server requires the client to keep to its block sizes, which %s",
+			c->block_size_refused ? "the loaded nbd module cannot (the stock module has no support for them; load this project's nbd.ko)" :
+						"nbdctl did not ask for");
 		break;
 	case NBD_REP_ERR_TOO_BIG:
 		set_err(c, "the server says the %s request or the export name is too big",
@@ -594,17 +600,25 @@ static int opt_go_info(struct conn *c, uint32_t opt, const char *name,
 		NBD_INFO_BLOCK_SIZE,
 	};
 	unsigned char buf[4 + NBD_MAX_STRING + 2 + sizeof(want)];
-	size_t nlen = strlen(name), i, off;
+	size_t nlen = strlen(name), i, off, nwant = ARRAY_SIZE(want);
 	bool have_export = false;
 	struct reply r;
 
+	/*
+	 * Asking for the block sizes in GO is a promise to keep to them:
+	 * only when the kernel will.  INFO promises nothing.
+	 */
+	if (opt == NBD_OPT_GO && c->block_size_refused)
+		nwant--;
 	put_be32(buf, (uint32_t)nlen);
 	memcpy(buf + 4, name, nlen);
 	off = 4 + nlen;
-	put_be16(buf + off, ARRAY_SIZE(want));
+	put_be16(buf + off, (uint16_t)nwant);
 	off += 2;
-	for (i = 0; i < ARRAY_SIZE(want); i++, off += 2)
+	for (i = 0; i < nwant; i++, off += 2)
 		put_be16(buf + off, want[i]);
+	if (opt == NBD_OPT_GO)
+		ex->block_size_requested = nwant == ARRAY_SIZE(want);
 	if (send_option(c, opt, buf, (uint32_t)off))
 		return -1;
 
@@ -747,16 +761,48 @@ static void confirm_size(struct conn *c, const char *name,
 	nbd_export_free(&go);
 }
 
+/*
+ * NBD_OPT_STRUCTURED_REPLY: 0 with ex->structured set when the server
+ * agreed, 0 with it clear when it refused (any error reply: the server
+ * then sends simple replies), -1 on failure.
+ */
+static int opt_structured_reply(struct conn *c, struct nbd_export *ex)
+{
+	struct reply r;
+
+	if (send_option(c, NBD_OPT_STRUCTURED_REPLY, NULL, 0) ||
+	    read_reply(c, NBD_OPT_STRUCTURED_REPLY, &r))
+		return -1;
+	if (r.type == NBD_REP_ACK && !r.len) {
+		ex->structured = true;
+	} else if (r.type == NBD_REP_ACK) {
+		set_err(c, "the server acknowledged NBD_OPT_STRUCTURED_REPLY with %u bytes of data",
+			r.len);
+		reply_free(&r);
+		return -1;
+	} else if (!(r.type & NBD_REP_FLAG_ERROR)) {
+		set_err(c, "the server sent an unexpected reply (type %u) to NBD_OPT_STRUCTURED_REPLY",
+			r.type);
+		reply_free(&r);
+		return -1;
+	}
+	reply_free(&r);
+	return 0;
+}
+
 /* GO or INFO with the EXPORT_NAME fallback; the common part. */
 static int negotiate(struct conn *c, uint32_t opt, const char *name,
-		     struct nbd_export *ex)
+		     const struct nbd_hs_opts *o, struct nbd_export *ex)
 {
 	int ret;
 
 	memset(ex, 0, sizeof(*ex));
 	if (!name)
 		name = "";
+	c->block_size_refused = !o->block_size;
 	if (check_name(c, name) || handshake_start(c))
+		return -1;
+	if (o->structured_replies && opt_structured_reply(c, ex))
 		return -1;
 	ret = opt_go_info(c, opt, name, ex);
 	if (ret == 0) {
@@ -881,18 +927,20 @@ int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
  * nbd_negotiate() - handshake up to the transmission phase.
  * @fd: from nbd_dial().
  * @export_name: the export ("" or NULL: the default one).
+ * @o: what to ask for beyond the export.
  * @ex: filled in; free with nbd_export_free() on success.
  * @err: a sentence on failure.
  * @errlen: size of @err.
  *
  * Return: 0 with the socket ready for the kernel (timeouts cleared), or -1.
  */
-int nbd_negotiate(int fd, const char *export_name, struct nbd_export *ex,
+int nbd_negotiate(int fd, const char *export_name,
+		  const struct nbd_hs_opts *o, struct nbd_export *ex,
 		  char *err, size_t errlen)
 {
 	struct conn c = { .fd = fd, .err = err, .errlen = errlen };
 
-	if (negotiate(&c, NBD_OPT_GO, export_name, ex)) {
+	if (negotiate(&c, NBD_OPT_GO, export_name, o, ex)) {
 		send_abort(&c);
 		nbd_export_free(ex);
 		return -1;
@@ -919,9 +967,13 @@ int nbd_negotiate(int fd, const char *export_name, struct nbd_export *ex,
 int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
 	      char *err, size_t errlen)
 {
+	static const struct nbd_hs_opts all = {
+		.structured_replies = true,
+		.block_size = true,
+	};
 	struct conn c = { .fd = fd, .err = err, .errlen = errlen };
 
-	if (negotiate(&c, NBD_OPT_INFO, export_name, ex)) {
+	if (negotiate(&c, NBD_OPT_INFO, export_name, &all, ex)) {
 		send_abort(&c);
 		nbd_export_free(ex);
 		return -1;

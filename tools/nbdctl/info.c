@@ -345,6 +345,7 @@ static void print_info_text(const struct nbd_export *ex, const char *name)
 		       ex->min_block, ex->pref_block, ex->max_block);
 	else
 		printf("block size: not advertised\n");
+	printf("structured replies: %s\n", ex->structured ? "yes" : "no");
 	if (ex->description && *ex->description) {
 		printf("description: ");
 		put_text(stdout, ex->description);
@@ -377,6 +378,8 @@ static void print_info_json(const struct nbd_export *ex, const char *name)
 		       ex->min_block, ex->pref_block, ex->max_block);
 	else
 		printf("null");
+	printf(", \"structured_replies\": %s",
+	       ex->structured ? "true" : "false");
 	printf(", \"description\": ");
 	if (ex->description)
 		put_json_string(stdout, ex->description);

@@ -82,6 +82,16 @@ struct nbd_export {
 	char *name;			/* NBD_INFO_NAME, or NULL */
 	char *description;		/* NBD_INFO_DESCRIPTION, or NULL */
 	bool used_go;			/* false: fell back to EXPORT_NAME */
+	bool structured;		/* NBD_OPT_STRUCTURED_REPLY agreed */
+	bool block_size_requested;	/* GO asked for NBD_INFO_BLOCK_SIZE:
+					 * the client must keep to it */
+};
+
+/* What to ask for in the handshake besides the export. */
+struct nbd_hs_opts {
+	bool structured_replies;	/* NBD_OPT_STRUCTURED_REPLY */
+	bool block_size;		/* NBD_INFO_BLOCK_SIZE in NBD_OPT_GO:
+					 * only when the kernel keeps to it */
 };
 
 void nbd_export_free(struct nbd_export *ex);
@@ -96,18 +106,22 @@ int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
 	     char *err, size_t errlen);
 
 /*
- * nbd_negotiate() - fixed newstyle handshake with NO_ZEROES, NBD_OPT_GO
- * asking for NBD_INFO_EXPORT, NAME, DESCRIPTION and BLOCK_SIZE (falling
- * back to NBD_OPT_EXPORT_NAME when GO is unsupported).  On success the
- * socket is in the transmission phase, its timeouts cleared, ready for
- * the kernel.  Returns 0, or -1 with a sentence in @err (the server's own
- * message included when it sent one).
+ * nbd_negotiate() - fixed newstyle handshake with NO_ZEROES, then
+ * NBD_OPT_STRUCTURED_REPLY when @o asks for it (a refusal just leaves
+ * ex->structured clear), then NBD_OPT_GO asking for NBD_INFO_EXPORT, NAME,
+ * DESCRIPTION and, when @o allows, BLOCK_SIZE (falling back to
+ * NBD_OPT_EXPORT_NAME when GO is unsupported).  On success the socket is
+ * in the transmission phase, its timeouts cleared, ready for the kernel.
+ * Returns 0, or -1 with a sentence in @err (the server's own message
+ * included when it sent one).
  */
-int nbd_negotiate(int fd, const char *export_name, struct nbd_export *ex,
+int nbd_negotiate(int fd, const char *export_name,
+		  const struct nbd_hs_opts *o, struct nbd_export *ex,
 		  char *err, size_t errlen);
 
 /*
- * nbd_query() - like nbd_negotiate() but with NBD_OPT_INFO, then
+ * nbd_query() - like nbd_negotiate() (structured replies and block sizes
+ * asked for: INFO promises nothing) but with NBD_OPT_INFO, then
  * NBD_OPT_ABORT: nothing is attached (falls back to EXPORT_NAME + a
  * NBD_CMD_DISC when the server has no INFO/GO).  The caller closes @fd.
  */
@@ -148,6 +162,11 @@ struct nbdnl_params {
 	const char *backend;
 	const int *fds;
 	int nfds;
+	/* NBD_ATTR_EXT: only to a module with the features (nbdnl_features) */
+	bool ext;
+	bool structured;
+	bool have_blocks;
+	uint32_t min_block, pref_block, max_block;
 };
 
 /*
@@ -162,6 +181,13 @@ int nbdnl_connect(struct nbdnl *nl, const struct nbdnl_params *p, int *index,
 int nbdnl_reconfigure(struct nbdnl *nl, const struct nbdnl_params *p,
 		      char *err, size_t errlen);
 int nbdnl_disconnect(struct nbdnl *nl, int index, char *err, size_t errlen);
+/*
+ * nbdnl_features() - what the loaded module understands of NBD_ATTR_EXT:
+ * NBD_EXT_FEAT_* bits, 0 for the stock module (its STATUS replies carry
+ * no NBD_ATTR_EXT).  @version gets the module's version or "".
+ */
+int nbdnl_features(struct nbdnl *nl, uint64_t *features, char *version,
+		   size_t versionlen, char *err, size_t errlen);
 /* STATUS of one device (@index >= 0) or of all; @cb per device. */
 int nbdnl_status(struct nbdnl *nl, int index,
 		 int (*cb)(void *arg, int index, bool connected), void *arg,

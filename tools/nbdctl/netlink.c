@@ -195,6 +195,25 @@ static struct nl_msg *nbd_msg(struct nbdnl *nl, int cmd)
 	return msg;
 }
 
+/* This driver's own attributes (see linux/nbd-netlink.h). */
+static int put_ext(struct nl_msg *msg, const struct nbdnl_params *p)
+{
+	struct nlattr *ext = nla_nest_start(msg, NBD_ATTR_EXT);
+
+	if (!ext || nla_put_u32(msg, NBD_EXT_MAGIC, NBD_EXT_MAGIC_VALUE) ||
+	    nla_put_u32(msg, NBD_EXT_REPLY_MODE,
+			p->structured ? NBD_EXT_REPLY_STRUCTURED :
+					NBD_EXT_REPLY_SIMPLE))
+		return -1;
+	if (p->have_blocks &&
+	    (nla_put_u32(msg, NBD_EXT_BLOCK_MIN, p->min_block) ||
+	     nla_put_u32(msg, NBD_EXT_BLOCK_PREF, p->pref_block) ||
+	     nla_put_u32(msg, NBD_EXT_BLOCK_MAX, p->max_block)))
+		return -1;
+	nla_nest_end(msg, ext);
+	return 0;
+}
+
 /* The parameters CONNECT and RECONFIGURE share. */
 static int put_params(struct nl_msg *msg, const struct nbdnl_params *p)
 {
@@ -221,6 +240,8 @@ static int put_params(struct nl_msg *msg, const struct nbdnl_params *p)
 		return -1;
 	if (p->backend && nla_put_string(msg, NBD_ATTR_BACKEND_IDENTIFIER,
 					 p->backend))
+		return -1;
+	if (p->ext && put_ext(msg, p))
 		return -1;
 	if (!p->nfds)
 		return 0;
@@ -344,6 +365,66 @@ int nbdnl_status(struct nbdnl *nl, int index,
 		return ret;
 	}
 	return w.ret;
+}
+
+struct features_walk {
+	uint64_t features;
+	char *version;
+	size_t versionlen;
+};
+
+/*
+ * NBD_ATTR_EXT lies far above NBD_ATTR_MAX: look for it among the
+ * reply's attributes rather than parse into a table that large.
+ */
+static int parse_features(struct nl_msg *msg, void *arg)
+{
+	struct features_walk *w = arg;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct nlattr *ext, *magic, *a;
+
+	ext = nla_find(genlmsg_attrdata(nlmsg_data(nlh), 0),
+		       genlmsg_attrlen(nlmsg_data(nlh), 0), NBD_ATTR_EXT);
+	if (!ext)
+		return NL_OK;
+	magic = nla_find(nla_data(ext), nla_len(ext), NBD_EXT_MAGIC);
+	if (!magic || nla_len(magic) != 4 ||
+	    nla_get_u32(magic) != NBD_EXT_MAGIC_VALUE)
+		return NL_OK;
+	a = nla_find(nla_data(ext), nla_len(ext), NBD_EXT_FEATURES);
+	if (a && nla_len(a) == 8)
+		w->features = nla_get_u64(a);
+	a = nla_find(nla_data(ext), nla_len(ext), NBD_EXT_VERSION);
+	if (a && nla_len(a) > 0)
+		snprintf(w->version, w->versionlen, "%.*s", nla_len(a),
+			 (const char *)nla_data(a));
+	return NL_OK;
+}
+
+int nbdnl_features(struct nbdnl *nl, uint64_t *features, char *version,
+		   size_t versionlen, char *err, size_t errlen)
+{
+	struct features_walk w = { .version = version,
+				   .versionlen = versionlen };
+	struct nl_reply r = { .parse = parse_features, .arg = &w };
+	struct nl_msg *msg;
+	int ret;
+
+	*features = 0;
+	if (versionlen)
+		version[0] = '\0';
+	msg = nbd_msg(nl, NBD_CMD_STATUS);
+	if (!msg) {
+		snprintf(err, errlen, "cannot build the netlink request");
+		return -ENOMEM;
+	}
+	ret = nl_transact(nl, msg, &r);
+	if (ret) {
+		snprintf(err, errlen, "%s", r.msg);
+		return ret;
+	}
+	*features = w.features;
+	return 0;
 }
 
 /* --- LINK_DEAD notifications ------------------------------------------ */

@@ -707,39 +707,6 @@ static int nbd_rx_err_next(struct nbd_conn *conn)
 	}
 }
 
-/* An error chunk's error and message length are in. */
-static int nbd_rx_err_hdr_done(struct nbd_conn *conn)
-{
-	struct nbd_chunk *c = &conn->rx_chunk;
-	u32 error = get_unaligned_be32(conn->rx_fields);
-	u16 mlen = get_unaligned_be16(conn->rx_fields + 4);
-	u32 want = 6 + mlen;
-
-	if (c->type == NBD_REPLY_TYPE_ERROR_OFFSET)
-		want += 8;
-	if (!error) {
-		nbd_chunk_err(conn, "error chunk without an error\n");
-		return -EPROTO;
-	}
-	if (mlen > NBD_MAX_ERROR_MSG) {
-		nbd_chunk_err(conn, "message of %u bytes, more than %u\n",
-			      mlen, NBD_MAX_ERROR_MSG);
-		return -EPROTO;
-	}
-	if (c->length < want ||
-	    (c->length != want && (c->type == NBD_REPLY_TYPE_ERROR ||
-				   c->type == NBD_REPLY_TYPE_ERROR_OFFSET))) {
-		nbd_chunk_err(conn, "message of %u bytes in a chunk of %u\n",
-			      mlen, c->length);
-		return -EPROTO;
-	}
-	conn->rx_err_val = error;
-	conn->rx_msg_total = mlen;
-	conn->rx_msg_kept = min_t(u16, mlen, NBD_RX_MSG_KEEP);
-	conn->rx_msg[0] = '\0';
-	return nbd_rx_err_next(conn);
-}
-
 /* An error chunk has been read whole: log it, remember its error. */
 static int nbd_rx_err_done(struct nbd_conn *conn)
 {
@@ -778,6 +745,39 @@ static int nbd_rx_err_done(struct nbd_conn *conn)
 	if (!cmd->sr_error)
 		cmd->sr_error = conn->rx_err_val;
 	return 1;
+}
+
+/* An error chunk's error and message length are in. */
+static int nbd_rx_err_hdr_done(struct nbd_conn *conn)
+{
+	struct nbd_chunk *c = &conn->rx_chunk;
+	u32 error = get_unaligned_be32(conn->rx_fields);
+	u16 mlen = get_unaligned_be16(conn->rx_fields + 4);
+	u32 want = 6 + mlen;
+
+	if (c->type == NBD_REPLY_TYPE_ERROR_OFFSET)
+		want += 8;
+	if (!error) {
+		nbd_chunk_err(conn, "error chunk without an error\n");
+		return -EPROTO;
+	}
+	if (mlen > NBD_MAX_ERROR_MSG) {
+		nbd_chunk_err(conn, "message of %u bytes, more than %u\n",
+			      mlen, NBD_MAX_ERROR_MSG);
+		return -EPROTO;
+	}
+	if (c->length < want ||
+	    (c->length != want && (c->type == NBD_REPLY_TYPE_ERROR ||
+				   c->type == NBD_REPLY_TYPE_ERROR_OFFSET))) {
+		nbd_chunk_err(conn, "message of %u bytes in a chunk of %u\n",
+			      mlen, c->length);
+		return -EPROTO;
+	}
+	conn->rx_err_val = error;
+	conn->rx_msg_total = mlen;
+	conn->rx_msg_kept = min_t(u16, mlen, NBD_RX_MSG_KEEP);
+	conn->rx_msg[0] = '\0';
+	return nbd_rx_err_next(conn) ? nbd_rx_err_done(conn) : 0;
 }
 
 /*

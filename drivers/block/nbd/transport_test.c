@@ -54,7 +54,10 @@ enum fake_mode {
 	FAKE_EARLY_WRITE_REPLY,	/* answer a write before reading its data,
 				 * then close
 				 */
+	FAKE_SR_SCRIPT,		/* answer with fs->script's chunks */
 };
+
+struct sr_script;
 
 struct fake_server;
 
@@ -100,11 +103,15 @@ struct fake_server {
 	u64 held_offset;
 	u32 held_length;
 	int held_conn;
+	/* structured replies: good reads get one OFFSET_DATA chunk */
+	bool structured;
+	const struct sr_script *script;
 };
 
 struct nbd_fixture {
 	struct fake_server fs;
 	struct nbd_device *nbd;
+	bool structured;	/* the session speaks structured replies */
 };
 
 static int fake_recv(struct socket *sock, void *buf, size_t len)
@@ -148,6 +155,20 @@ static int fake_send(struct socket *sock, const void *buf, size_t len)
 	return fake_send_chunked(sock, buf, len, 0);
 }
 
+static int fake_chunk_hdr(struct fake_server *fs, struct socket *sock,
+			  u16 flags, u16 type, u64 cookie, u32 length)
+{
+	struct nbd_chunk_hdr h = {
+		.magic = cpu_to_be32(NBD_STRUCTURED_REPLY_MAGIC),
+		.flags = cpu_to_be16(flags),
+		.type = cpu_to_be16(type),
+		.cookie = cpu_to_be64(cookie),
+		.length = cpu_to_be32(length),
+	};
+
+	return fake_send_chunked(sock, &h, sizeof(h), fs->chunk);
+}
+
 /* Send a reply and, for a successful read, its data; under fs->lock. */
 static int fake_reply(struct fake_server *fs, int conn, u64 cookie,
 		      u32 error, u64 offset, u32 length)
@@ -158,8 +179,19 @@ static int fake_reply(struct fake_server *fs, int conn, u64 cookie,
 		.error = cpu_to_be32(error),
 		.cookie = cpu_to_be64(cookie),
 	};
+	__be64 off = cpu_to_be64(offset);
 	int ret;
 
+	if (fs->structured && length && !error) {
+		/* A read: one data chunk that is also the last. */
+		ret = fake_chunk_hdr(fs, sock, NBD_REPLY_FLAG_DONE,
+				     NBD_REPLY_TYPE_OFFSET_DATA, cookie,
+				     sizeof(off) + length);
+		ret = ret ?: fake_send_chunked(sock, &off, sizeof(off),
+					       fs->chunk);
+		return ret ?: fake_send_chunked(sock, fs->disk + offset,
+						length, fs->chunk);
+	}
 	ret = fake_send_chunked(sock, &r, sizeof(r), fs->chunk);
 	if (!ret && length)
 		ret = fake_send_chunked(sock, fs->disk + offset, length,
@@ -176,6 +208,9 @@ static bool fake_trigger(struct fake_server *fs, u16 type)
 	fs->triggered = true;
 	return true;
 }
+
+static int fake_script(struct fake_server *fs, struct socket *sock,
+		       u64 cookie, u64 off, u32 len);
 
 /* Answer one request in the configured way; under fs->lock. */
 static int fake_misbehave(struct fake_conn *fc, u64 cookie, u64 off, u32 len)
@@ -235,6 +270,8 @@ static int fake_misbehave(struct fake_conn *fc, u64 cookie, u64 off, u32 len)
 		return fake_reply(fs, fc->index, cookie, NBD_ENOSPC, 0, 0);
 	case FAKE_ESHUTDOWN:
 		return fake_reply(fs, fc->index, cookie, NBD_ESHUTDOWN, 0, 0);
+	case FAKE_SR_SCRIPT:
+		return fake_script(fs, sock, cookie, off, len);
 	case FAKE_REORDER:
 		/* Hold this one; the next request releases it. */
 		fs->holding = true;
@@ -475,6 +512,7 @@ static int nbd_fixture_connect(struct kunit *test, int nconns, u32 flags,
 	}
 	set_bit(NBD_RT_BOUND, &config->flags);
 	config->server_flags = flags;
+	config->structured = fx->structured;
 	nbd_set_timeout(nbd, timeout);
 	err = nbd_set_size(config, FAKE_SIZE, FAKE_BS);
 	for (i = 0; !err && i < nconns; i++) {
@@ -1602,6 +1640,397 @@ static void nbd_transport_hostile(struct kunit *test)
 	vfree(want);
 }
 
+/* Structured replies: chunk sequences, valid and not */
+
+#define SR_STEPS	12
+#define SR_READ_OFF	(8 * FAKE_BS)
+#define SR_READ_LEN	(4 * FAKE_BS)
+#define SR_MSG		"the fake server failed this on purpose"
+
+/**
+ * struct sr_step - one chunk (or simple reply) of a scripted answer
+ * @type: NBD_REPLY_TYPE_*
+ * @flags: NBD_REPLY_FLAG_*
+ * @off: where the chunk starts, from the read's start (may be outside)
+ * @len: OFFSET_DATA's data or OFFSET_HOLE's size; what follows the
+ *	error fields of an unknown error type; the payload of other types
+ * @error: an error chunk's error (or a simple reply's)
+ * @msglen: an error chunk's message, bytes sent
+ * @msgadj: added to the message length field
+ * @adj: added to the chunk's length field
+ * @err_off: ERROR_OFFSET's offset, from the read's start
+ * @simple: a simple reply (with the read's data when @error is 0)
+ */
+struct sr_step {
+	u16 type;
+	u16 flags;
+	int off;
+	u32 len;
+	u32 error;
+	u16 msglen;
+	int msgadj;
+	int adj;
+	int err_off;
+	bool simple;
+};
+
+struct sr_script {
+	struct sr_step step[SR_STEPS];
+};
+
+/* Send one scripted step; under fs->lock. */
+static int fake_sr_step(struct fake_server *fs, struct socket *sock,
+			u64 cookie, u64 roff, u32 rlen, const struct sr_step *st)
+{
+	u8 *buf, *p;
+	u64 off = roff + st->off;
+	u32 length;
+	int ret;
+
+	if (st->simple) {
+		struct nbd_reply r = {
+			.magic = cpu_to_be32(NBD_REPLY_MAGIC),
+			.error = cpu_to_be32(st->error),
+			.cookie = cpu_to_be64(cookie),
+		};
+
+		ret = fake_send_chunked(sock, &r, sizeof(r), fs->chunk);
+		if (!ret && !st->error)
+			ret = fake_send_chunked(sock, fs->disk + roff, rlen,
+						fs->chunk);
+		return ret;
+	}
+
+	buf = kzalloc(16 + NBD_MAX_ERROR_MSG + 64 + rlen, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	p = buf;
+	switch (st->type) {
+	case NBD_REPLY_TYPE_NONE:
+		break;
+	case NBD_REPLY_TYPE_OFFSET_DATA:
+		put_unaligned_be64(off, p);
+		p += 8;
+		if (off < FAKE_SIZE && st->len <= FAKE_SIZE - off)
+			memcpy(p, fs->disk + off, st->len);
+		else
+			memset(p, 0xaa, st->len);
+		p += st->len;
+		break;
+	case NBD_REPLY_TYPE_OFFSET_HOLE:
+		put_unaligned_be64(off, p);
+		put_unaligned_be32(st->len, p + 8);
+		p += 12;
+		break;
+	default:
+		if (!(st->type & NBD_REPLY_TYPE_ERROR_BIT)) {
+			p += st->len;	/* zeros */
+			break;
+		}
+		put_unaligned_be32(st->error, p);
+		put_unaligned_be16(st->msglen + st->msgadj, p + 4);
+		p += 6;
+		memset(p, 'm', st->msglen);
+		memcpy(p, SR_MSG, min_t(size_t, st->msglen, strlen(SR_MSG)));
+		p += st->msglen;
+		if (st->type == NBD_REPLY_TYPE_ERROR_OFFSET) {
+			put_unaligned_be64(roff + st->err_off, p);
+			p += 8;
+		} else if (st->type != NBD_REPLY_TYPE_ERROR) {
+			p += st->len;
+		}
+		break;
+	}
+	length = p - buf + st->adj;
+	ret = fake_chunk_hdr(fs, sock, st->flags, st->type, cookie, length);
+	/* a length cut short: send what it says (a longer one: all) */
+	ret = ret ?: fake_send_chunked(sock, buf, min_t(u32, length, p - buf),
+				       fs->chunk);
+	kfree(buf);
+	return ret;
+}
+
+static int fake_script(struct fake_server *fs, struct socket *sock,
+		       u64 cookie, u64 off, u32 len)
+{
+	const struct sr_script *sc = fs->script;
+	int i, ret = 0;
+
+	for (i = 0; !ret && i < SR_STEPS; i++) {
+		const struct sr_step *st = &sc->step[i];
+
+		if (!memchr_inv(st, 0, sizeof(*st)))
+			break;	/* the end of the script */
+		ret = fake_sr_step(fs, sock, cookie, off, len, st);
+	}
+	return ret;
+}
+
+#define DONE		NBD_REPLY_FLAG_DONE
+#define T_NONE		NBD_REPLY_TYPE_NONE
+#define T_DATA		NBD_REPLY_TYPE_OFFSET_DATA
+#define T_HOLE		NBD_REPLY_TYPE_OFFSET_HOLE
+#define T_ERR		NBD_REPLY_TYPE_ERROR
+#define T_ERR_OFF	NBD_REPLY_TYPE_ERROR_OFFSET
+#define K4		FAKE_BS
+
+/* Data or a hole at [@o, @o + @l) of the read. */
+#define DATA(o, l)	{ .type = T_DATA, .off = (o), .len = (l) }
+#define DATA_DONE(o, l)	{ .type = T_DATA, .flags = DONE, .off = (o), .len = (l) }
+#define HOLE(o, l)	{ .type = T_HOLE, .off = (o), .len = (l) }
+#define HOLE_DONE(o, l)	{ .type = T_HOLE, .flags = DONE, .off = (o), .len = (l) }
+#define NONE_DONE	{ .type = T_NONE, .flags = DONE }
+#define ERROR(e, m)	{ .type = T_ERR, .error = (e), .msglen = (m) }
+
+enum sr_outcome {
+	SR_OK,		/* the read returns the data, the connection stays */
+	SR_ERROR,	/* the read fails with @ret, the connection stays */
+	SR_VIOLATION,	/* the connection is closed, the read fails (EIO) */
+	SR_LATE,	/* the read succeeded, then a violation closed it */
+};
+
+struct sr_case {
+	const char *desc;
+	struct sr_script script;
+	enum sr_outcome outcome;
+	int ret;		/* SR_ERROR: the read's errno */
+	bool simple_mode;	/* structured replies not negotiated */
+	bool tcp;
+	unsigned int chunk;	/* the server's writes, in bytes */
+	unsigned int timeout;
+};
+
+static const struct sr_case sr_cases[] = {
+	/* valid sequences */
+	{ "one data chunk", { { DATA_DONE(0, 4 * K4) } }, SR_OK },
+	{ "four chunks in order, then NONE", { { DATA(0, K4), DATA(K4, K4),
+	  DATA(2 * K4, K4), DATA(3 * K4, K4), NONE_DONE } }, SR_OK },
+	{ "four chunks in reverse order", { { DATA(3 * K4, K4),
+	  DATA(2 * K4, K4), DATA(K4, K4), DATA_DONE(0, K4) } }, SR_OK },
+	{ "chunks in any order", { { DATA(2 * K4, K4), DATA(0, K4),
+	  DATA(3 * K4, K4), DATA_DONE(K4, K4) } }, SR_OK },
+	{ "holes and data mixed", { { DATA(0, K4), HOLE(K4, 2 * K4),
+	  DATA(3 * K4, K4), NONE_DONE } }, SR_OK },
+	{ "one hole", { { HOLE_DONE(0, 4 * K4) } }, SR_OK },
+	{ "chunks not on page boundaries", { { DATA(0, 1000),
+	  HOLE(1000, 5000), DATA(6000, 4 * K4 - 6000), NONE_DONE } }, SR_OK },
+	{ "holes and data, 5-byte writes", { { DATA(0, K4), HOLE(K4, K4),
+	  DATA(2 * K4, 2 * K4), NONE_DONE } }, SR_OK, 0, false, false, 5 },
+	{ "tcp: holes and data, 3-byte writes", { { HOLE(0, 100),
+	  DATA(100, 4 * K4 - 100), NONE_DONE } }, SR_OK, 0, false, true, 3 },
+	{ "error chunk, then NONE", { { ERROR(NBD_EPERM, 20), NONE_DONE } },
+	  SR_ERROR, -EREMOTEIO },
+	{ "data, error, data: the error wins", { { DATA(0, K4),
+	  ERROR(NBD_ENOSPC, 0), DATA_DONE(K4, 3 * K4) } }, SR_ERROR, -ENOSPC },
+	{ "ERROR_OFFSET inside the read", { { DATA(0, K4),
+	  { .type = T_ERR_OFF, .error = NBD_EIO, .msglen = 8, .err_off = K4 },
+	  NONE_DONE } }, SR_ERROR, -EIO },
+	{ "error with a 4096-byte message", { { ERROR(NBD_EPERM, 4096),
+	  NONE_DONE } }, SR_ERROR, -EREMOTEIO },
+	{ "unknown error type, bit 15 set", { { { .type = 0x8005,
+	  .error = NBD_EPERM, .msglen = 6, .len = 10 }, NONE_DONE } },
+	  SR_ERROR, -EREMOTEIO },
+	{ "simple error reply to a read", { { { .simple = true,
+	  .error = NBD_ENOSPC } } }, SR_ERROR, -ENOSPC },
+	{ "tcp: error chunk, 1-byte writes", { { ERROR(NBD_ENOSPC, 30),
+	  NONE_DONE } }, SR_ERROR, -ENOSPC, false, true, 1 },
+	/* violations */
+	{ "structured reply not negotiated", { { DATA_DONE(0, 4 * K4) } },
+	  SR_VIOLATION, 0, true },
+	{ "simple reply with data", { { { .simple = true } } }, SR_VIOLATION },
+	{ "simple reply after a chunk", { { DATA(0, K4), { .simple = true,
+	  .error = NBD_EIO } } }, SR_VIOLATION },
+	{ "data before the read", { { DATA_DONE(-512, 4 * K4) } },
+	  SR_VIOLATION },
+	{ "data beyond the read", { { DATA(0, 3 * K4),
+	  DATA_DONE(3 * K4, K4 + 512) } }, SR_VIOLATION },
+	{ "hole beyond the read", { { DATA(0, 3 * K4),
+	  HOLE_DONE(3 * K4, K4 + 1) } }, SR_VIOLATION },
+	{ "overlapping chunks", { { DATA(0, 2 * K4), DATA(K4, 2 * K4),
+	  NONE_DONE } }, SR_VIOLATION },
+	{ "repeated chunk", { { DATA(0, 2 * K4), DATA(0, 2 * K4),
+	  NONE_DONE } }, SR_VIOLATION },
+	{ "hole overlapping data", { { DATA(0, 2 * K4), HOLE(K4, 3 * K4),
+	  NONE_DONE } }, SR_VIOLATION },
+	{ "OFFSET_DATA of 8 bytes", { { { .type = T_DATA, .flags = DONE,
+	  .adj = -8 } } }, SR_VIOLATION },
+	{ "OFFSET_HOLE of 11 bytes", { { { .type = T_HOLE, .flags = DONE,
+	  .len = 4 * K4, .adj = -1 } } }, SR_VIOLATION },
+	{ "OFFSET_HOLE of 13 bytes", { { { .type = T_HOLE, .flags = DONE,
+	  .len = 4 * K4, .adj = 1 } } }, SR_VIOLATION },
+	{ "hole of size 0", { { HOLE(0, 0), DATA_DONE(0, 4 * K4) } },
+	  SR_VIOLATION },
+	{ "DONE without the whole read", { { DATA(0, K4),
+	  DATA_DONE(2 * K4, 2 * K4) } }, SR_VIOLATION },
+	/* (.err_off only tells it from the end of the script) */
+	{ "NONE without DONE", { { DATA(0, 4 * K4), { .type = T_NONE,
+	  .err_off = 1 } } }, SR_VIOLATION },
+	{ "no DONE: the read times out", { { DATA(0, 4 * K4) } },
+	  SR_VIOLATION, 0, false, false, 0, 1 },
+	{ "NONE with a payload", { { DATA(0, 4 * K4), { .type = T_NONE,
+	  .flags = DONE, .adj = 4 } } }, SR_VIOLATION },
+	{ "chunk longer than the read", { { { .type = T_DATA, .flags = DONE,
+	  .len = 4 * K4, .adj = 1 } } }, SR_VIOLATION },
+	{ "error message of 4097 bytes", { { { .type = T_ERR,
+	  .flags = DONE, .error = NBD_EIO, .msglen = 4097 } } },
+	  SR_VIOLATION },
+	{ "error message longer than its chunk", { { { .type = T_ERR,
+	  .flags = DONE, .error = NBD_EIO, .msglen = 10, .msgadj = 5 } } },
+	  SR_VIOLATION },
+	{ "error chunk longer than its message", { { { .type = T_ERR,
+	  .flags = DONE, .error = NBD_EIO, .msglen = 10, .msgadj = -5 } } },
+	  SR_VIOLATION },
+	{ "error chunk without an error", { { { .type = T_ERR,
+	  .flags = DONE, .msglen = 4 } } }, SR_VIOLATION },
+	{ "ERROR_OFFSET outside the read", { { { .type = T_ERR_OFF,
+	  .flags = DONE, .error = NBD_EIO, .err_off = 4 * K4 } } },
+	  SR_VIOLATION },
+	{ "ERROR of 5 bytes", { { { .type = T_ERR, .flags = DONE,
+	  .error = NBD_EIO, .adj = -1 } } }, SR_VIOLATION },
+	{ "unknown type, bit 15 clear", { { { .type = 3, .flags = DONE,
+	  .len = 8 } } }, SR_VIOLATION },
+	{ "BLOCK_STATUS chunk", { { { .type = NBD_REPLY_TYPE_BLOCK_STATUS,
+	  .flags = DONE, .len = 8 } } }, SR_VIOLATION },
+	{ "more gaps than tracked", { { DATA(0, 512), DATA(1024, 512),
+	  DATA(2048, 512), DATA(3072, 512), DATA(4096, 512), DATA(5120, 512),
+	  DATA(6144, 512), DATA(7168, 512), DATA(8192, 512),
+	  DATA_DONE(9216, 4 * K4 - 9216) } }, SR_VIOLATION },
+	{ "chunk after DONE", { { DATA_DONE(0, 4 * K4), NONE_DONE } },
+	  SR_LATE },
+	{ "tcp: overlapping chunks, 7-byte writes", { { DATA(0, 2 * K4),
+	  DATA(K4, 2 * K4), NONE_DONE } }, SR_VIOLATION, 0, false, true, 7 },
+	{ "tcp: chunk longer than the read", { { { .type = T_DATA,
+	  .flags = DONE, .len = 4 * K4, .adj = 1 } } }, SR_VIOLATION, 0,
+	  false, true },
+};
+
+static void sr_desc(const struct sr_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(sr, sr_cases, sr_desc);
+
+/* What a read of the scripted answer must return: holes are zeros. */
+static void sr_expected(const struct sr_case *c, const u8 *disk, u8 *want)
+{
+	int i;
+
+	memcpy(want, disk + SR_READ_OFF, SR_READ_LEN);
+	for (i = 0; i < SR_STEPS; i++) {
+		const struct sr_step *st = &c->script.step[i];
+
+		if (st->type == T_HOLE && st->off >= 0 &&
+		    st->off + st->len <= SR_READ_LEN)
+			memset(want + st->off, 0, st->len);
+	}
+}
+
+static void nbd_structured_replies(struct kunit *test)
+{
+	const struct sr_case *c = test->param_value;
+	struct nbd_fixture *fx = test->priv;
+	void *buf, *want;
+	int i, ret;
+
+	/* Arrange: a disk that is nowhere zero, so holes show */
+	for (i = 0; i < FAKE_SIZE; i++)
+		fx->fs.disk[i] = i % 255 + 1;
+	fx->structured = !c->simple_mode;
+	fx->fs.structured = true;
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS,
+						  c->timeout, c->tcp), 0);
+	buf = nbd_fixture_buf(test, SR_READ_LEN, 0x55);
+	want = nbd_fixture_buf(test, SR_READ_LEN, 0);
+	sr_expected(c, fx->fs.disk, want);
+	mutex_lock(&fx->fs.lock);
+	fx->fs.mode = FAKE_SR_SCRIPT;
+	fx->fs.script = &c->script;
+	fx->fs.chunk = c->chunk;
+	fx->fs.armed = true;
+	mutex_unlock(&fx->fs.lock);
+
+	/* Act */
+	ret = nbd_fixture_io_bounded(test, REQ_OP_READ,
+				     SR_READ_OFF >> SECTOR_SHIFT, buf,
+				     SR_READ_LEN);
+
+	/* Assert */
+	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
+	if (ret == -ETIMEDOUT)
+		goto out;
+	switch (c->outcome) {
+	case SR_OK:
+		KUNIT_EXPECT_EQ(test, ret, 0);
+		KUNIT_EXPECT_MEMEQ(test, buf, want, SR_READ_LEN);
+		break;
+	case SR_ERROR:
+		KUNIT_EXPECT_EQ(test, ret, c->ret);
+		break;
+	case SR_VIOLATION:
+		KUNIT_EXPECT_EQ(test, ret, -EIO);
+		break;
+	case SR_LATE:
+		KUNIT_EXPECT_EQ(test, ret, 0);
+		KUNIT_EXPECT_MEMEQ(test, buf, want, SR_READ_LEN);
+		break;
+	}
+	if (c->outcome == SR_OK || c->outcome == SR_ERROR) {
+		/* the connection stays, and the next read is answered */
+		KUNIT_EXPECT_TRUE(test,
+				  nbd_conn_alive(nbd_fixture_conn(test, 0)));
+		memset(buf, 0x55, SR_READ_LEN);
+		KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_READ,
+				SR_READ_OFF >> SECTOR_SHIFT, buf, SR_READ_LEN),
+				0);
+		KUNIT_EXPECT_MEMEQ(test, buf, fx->fs.disk + SR_READ_OFF,
+				   SR_READ_LEN);
+	} else {
+		KUNIT_EXPECT_TRUE_MSG(test, nbd_fixture_wait_dead(test, 0),
+				      "the connection outlived the violation");
+	}
+out:
+	vfree(buf);
+	vfree(want);
+}
+
+/* A structured session keeps simple replies for other commands legal. */
+static void nbd_structured_writes(struct kunit *test)
+{
+	struct nbd_fixture *fx = test->priv;
+	void *buf, *back;
+
+	fx->structured = true;
+	fx->fs.structured = true;
+	KUNIT_ASSERT_EQ(test, nbd_fixture_connect(test, 1, GOOD_FLAGS, 0,
+						  false), 0);
+	buf = nbd_fixture_buf(test, 2 * FAKE_BS, 0x3c);
+	back = nbd_fixture_buf(test, 2 * FAKE_BS, 0);
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_WRITE, 16, buf,
+					     2 * FAKE_BS), 0);
+	KUNIT_EXPECT_EQ(test, blkdev_issue_flush(fx->nbd->disk->part0), 0);
+	KUNIT_EXPECT_NOT_NULL(test, nbd_fixture_last(test, NBD_CMD_FLUSH));
+	KUNIT_EXPECT_EQ(test, nbd_fixture_io(test, REQ_OP_READ, 16, back,
+					     2 * FAKE_BS), 0);
+	KUNIT_EXPECT_MEMEQ(test, back, buf, 2 * FAKE_BS);
+	KUNIT_EXPECT_TRUE(test, nbd_conn_alive(nbd_fixture_conn(test, 0)));
+	vfree(buf);
+	vfree(back);
+}
+
+static struct kunit_case nbd_structured_cases[] = {
+	KUNIT_CASE_PARAM(nbd_structured_replies, sr_gen_params),
+	KUNIT_CASE(nbd_structured_writes),
+	{}
+};
+
+static struct kunit_suite nbd_structured_suite = {
+	.name = "nbd_structured",
+	.init = nbd_fixture_init,
+	.exit = nbd_fixture_exit,
+	.test_cases = nbd_structured_cases,
+};
+
 static struct kunit_case nbd_transport_cases[] = {
 	KUNIT_CASE(nbd_transport_read_write),
 	KUNIT_CASE(nbd_transport_tcp),
@@ -1636,4 +2065,4 @@ static struct kunit_suite nbd_transport_suite = {
 	.test_cases = nbd_transport_cases,
 };
 
-kunit_test_suite(nbd_transport_suite);
+kunit_test_suites(&nbd_transport_suite, &nbd_structured_suite);

@@ -1957,8 +1957,10 @@ static void nbd_structured_replies(struct kunit *test)
 
 	/* Assert */
 	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
-	if (ret == -ETIMEDOUT)
+	if (ret == -ETIMEDOUT) {
+		KUNIT_FAIL(test, "the read never completed");
 		goto out;
+	}
 	switch (c->outcome) {
 	case SR_OK:
 		KUNIT_EXPECT_EQ(test, ret, 0);

@@ -408,6 +408,615 @@ static void nbd_proto_multi_conn_bit(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, NBD_CMD_FLAG_NO_HOLE, 1 << 17);
 }
 
+/* Structured reply chunk headers */
+
+struct chunk_hdr_case {
+	const char *desc;
+	u8 bytes[NBD_CHUNK_HDR_SIZE];
+	u16 flags;
+	u16 type;
+	u64 cookie;
+	u32 length;
+};
+
+static const struct chunk_hdr_case chunk_hdr_cases[] = {
+	{ "OFFSET_DATA with DONE",
+	  { 0x66, 0x8e, 0x33, 0xef, 0x00, 0x01, 0x00, 0x01,
+	    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+	    0x0a, 0x0b, 0x0c, 0x0d },
+	  NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+	  0x0102030405060708ULL, 0x0a0b0c0d },
+	{ "every byte different",
+	  { 0x66, 0x8e, 0x33, 0xef, 0x12, 0x34, 0x56, 0x78,
+	    0x9a, 0xbc, 0xde, 0xf0, 0x11, 0x22, 0x33, 0x44,
+	    0x55, 0x66, 0x77, 0x88 },
+	  0x1234, 0x5678, 0x9abcdef011223344ULL, 0x55667788 },
+	{ "ERROR_OFFSET, high bits set",
+	  { 0x66, 0x8e, 0x33, 0xef, 0x80, 0x00, 0x80, 0x02,
+	    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+	    0xff, 0xff, 0xff, 0xff },
+	  0x8000, NBD_REPLY_TYPE_ERROR_OFFSET, 0xffffffff00000000ULL,
+	  0xffffffff },
+	{ "NONE, all zero", { 0x66, 0x8e, 0x33, 0xef }, 0,
+	  NBD_REPLY_TYPE_NONE, 0, 0 },
+};
+
+static void chunk_hdr_desc(const struct chunk_hdr_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(chunk_hdr, chunk_hdr_cases, chunk_hdr_desc);
+
+static void nbd_proto_decode_chunk_hdr(struct kunit *test)
+{
+	const struct chunk_hdr_case *c = test->param_value;
+	struct nbd_chunk out;
+
+	/* Arrange */
+	memset(&out, 0xa5, sizeof(out));
+
+	/* Act */
+	nbd_decode_chunk_hdr((const struct nbd_chunk_hdr *)c->bytes, &out);
+
+	/* Assert */
+	KUNIT_EXPECT_EQ(test, out.flags, c->flags);
+	KUNIT_EXPECT_EQ(test, out.type, c->type);
+	KUNIT_EXPECT_EQ(test, out.cookie, c->cookie);
+	KUNIT_EXPECT_EQ(test, out.length, c->length);
+}
+
+static void nbd_proto_chunk_hdr_layout(struct kunit *test)
+{
+	/* 20 bytes; the first 16 overlay a simple reply (see proto.h). */
+	KUNIT_EXPECT_EQ(test, sizeof(struct nbd_chunk_hdr), 20);
+	KUNIT_EXPECT_EQ(test, sizeof(struct nbd_chunk_hdr), NBD_CHUNK_HDR_SIZE);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nbd_chunk_hdr, magic), 0);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nbd_chunk_hdr, flags), 4);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nbd_chunk_hdr, type), 6);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nbd_chunk_hdr, cookie), 8);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nbd_chunk_hdr, length),
+			NBD_SIMPLE_REPLY_SIZE);
+}
+
+/* Chunk headers against their request: one case per verdict at least */
+
+#define CHUNK_REQ_LEN	4096	/* the length of the read in the table */
+
+struct chunk_check_case {
+	const char *desc;
+	u16 flags;
+	u16 type;
+	u32 length;
+	u16 cmd_type;
+	u32 cmd_length;
+	enum nbd_chunk_verdict want;
+};
+
+static const struct chunk_check_case chunk_check_cases[] = {
+	{ "NONE with DONE, no payload", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_NONE, 0, NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "NONE with DONE for a write", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_NONE, 0, NBD_CMD_WRITE, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "NONE without DONE", 0, NBD_REPLY_TYPE_NONE, 0, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_NONE_NOT_DONE },
+	{ "NONE with a payload", NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 4,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_NONE_LENGTH },
+	{ "OFFSET_DATA of 1 byte (9)", 0, NBD_REPLY_TYPE_OFFSET_DATA, 9,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "OFFSET_DATA without data (8)", 0, NBD_REPLY_TYPE_OFFSET_DATA, 8,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_DATA_SHORT },
+	{ "OFFSET_DATA of nothing (0)", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_OFFSET_DATA, 0, NBD_CMD_READ, CHUNK_REQ_LEN,
+	  NBD_CHUNK_DATA_SHORT },
+	{ "OFFSET_DATA of the whole read (8 + length)", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_OFFSET_DATA, 8 + CHUNK_REQ_LEN, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "OFFSET_DATA 1 byte longer than the read (9 + length)", 0,
+	  NBD_REPLY_TYPE_OFFSET_DATA, 9 + CHUNK_REQ_LEN, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_TOO_LONG },
+	{ "OFFSET_DATA of 4 GiB for a read of 4 KiB", 0,
+	  NBD_REPLY_TYPE_OFFSET_DATA, U32_MAX, NBD_CMD_READ, CHUNK_REQ_LEN,
+	  NBD_CHUNK_TOO_LONG },
+	{ "OFFSET_DATA for a write", 0, NBD_REPLY_TYPE_OFFSET_DATA,
+	  9, NBD_CMD_WRITE, CHUNK_REQ_LEN, NBD_CHUNK_DATA_NOT_READ },
+	{ "OFFSET_HOLE (12)", 0, NBD_REPLY_TYPE_OFFSET_HOLE, 12, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "OFFSET_HOLE of 11", 0, NBD_REPLY_TYPE_OFFSET_HOLE, 11,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_HOLE_LENGTH },
+	{ "OFFSET_HOLE of 13", 0, NBD_REPLY_TYPE_OFFSET_HOLE, 13,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_HOLE_LENGTH },
+	{ "OFFSET_HOLE for a flush", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_OFFSET_HOLE, 12, NBD_CMD_FLUSH, 0,
+	  NBD_CHUNK_DATA_NOT_READ },
+	{ "BLOCK_STATUS (5)", 0, NBD_REPLY_TYPE_BLOCK_STATUS, 12,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_BLOCK_STATUS },
+	{ "BLOCK_STATUS_EXT (6)", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 20, NBD_CMD_READ, CHUNK_REQ_LEN,
+	  NBD_CHUNK_BLOCK_STATUS },
+	{ "ERROR without a message (6)", NBD_REPLY_FLAG_DONE,
+	  NBD_REPLY_TYPE_ERROR, 6, NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "ERROR for a write", NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, 6,
+	  NBD_CMD_WRITE, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "ERROR of 5", 0, NBD_REPLY_TYPE_ERROR, 5, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_ERROR_SHORT },
+	{ "ERROR with the longest message (6 + 4096)", 0,
+	  NBD_REPLY_TYPE_ERROR, 6 + NBD_MAX_ERROR_MSG, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "ERROR with a message too long (6 + 4097)", 0,
+	  NBD_REPLY_TYPE_ERROR, 6 + NBD_MAX_ERROR_MSG + 1, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_TOO_LONG },
+	{ "ERROR_OFFSET without a message (14)", 0,
+	  NBD_REPLY_TYPE_ERROR_OFFSET, 14, NBD_CMD_READ, CHUNK_REQ_LEN,
+	  NBD_CHUNK_OK },
+	{ "ERROR_OFFSET of 13", 0, NBD_REPLY_TYPE_ERROR_OFFSET, 13,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_ERROR_SHORT },
+	{ "ERROR_OFFSET with the longest message (14 + 4096)", 0,
+	  NBD_REPLY_TYPE_ERROR_OFFSET, 14 + NBD_MAX_ERROR_MSG, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "ERROR_OFFSET with a message too long (14 + 4097)", 0,
+	  NBD_REPLY_TYPE_ERROR_OFFSET, 14 + NBD_MAX_ERROR_MSG + 1,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_TOO_LONG },
+	{ "unknown type 3 (bit 15 clear)", 0, 3, 0, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_BAD_TYPE },
+	{ "unknown type 0x7fff (bit 15 clear)", NBD_REPLY_FLAG_DONE, 0x7fff,
+	  6, NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_BAD_TYPE },
+	{ "unknown error type 0x8003 of 6", 0, 0x8003, 6, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "unknown error type 0x8003 of 5", 0, 0x8003, 5, NBD_CMD_READ,
+	  CHUNK_REQ_LEN, NBD_CHUNK_ERROR_SHORT },
+	{ "unknown error type 0x8003 of 65536", 0, 0x8003, 65536,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_OK },
+	{ "unknown error type 0x8003 of 65537", 0, 0x8003, 65537,
+	  NBD_CMD_READ, CHUNK_REQ_LEN, NBD_CHUNK_TOO_LONG },
+};
+
+static void chunk_check_desc(const struct chunk_check_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(chunk_check, chunk_check_cases, chunk_check_desc);
+
+static void nbd_proto_chunk_check(struct kunit *test)
+{
+	const struct chunk_check_case *c = test->param_value;
+	struct nbd_chunk chunk;
+	enum nbd_chunk_verdict v;
+
+	/* Arrange */
+	chunk = (struct nbd_chunk) {
+		.flags = c->flags,
+		.type = c->type,
+		.cookie = 0x0102030405060708ULL,
+		.length = c->length,
+	};
+
+	/* Act */
+	v = nbd_chunk_check(&chunk, c->cmd_type, c->cmd_length);
+
+	/* Assert */
+	KUNIT_EXPECT_EQ_MSG(test, v, c->want, "got \"%s\", want \"%s\"",
+			    nbd_chunk_verdict_text(v),
+			    nbd_chunk_verdict_text(c->want));
+}
+
+static void nbd_proto_chunk_verdict_text(struct kunit *test)
+{
+	bool tested[NBD_CHUNK_TOO_LONG + 1] = { false };
+	const char *text[NBD_CHUNK_TOO_LONG + 1];
+	unsigned int i, j;
+
+	/* Act */
+	for (i = NBD_CHUNK_OK; i <= NBD_CHUNK_TOO_LONG; i++)
+		text[i] = nbd_chunk_verdict_text(i);
+
+	/* Assert: every verdict has its own text */
+	KUNIT_EXPECT_STREQ(test, text[NBD_CHUNK_OK], "valid");
+	for (i = NBD_CHUNK_OK + 1; i <= NBD_CHUNK_TOO_LONG; i++) {
+		KUNIT_ASSERT_NOT_NULL(test, text[i]);
+		KUNIT_EXPECT_GT_MSG(test, strlen(text[i]), 0, "verdict %u", i);
+		KUNIT_EXPECT_STRNEQ_MSG(test, text[i], "valid", "verdict %u", i);
+		/* the fallback for values outside the enum */
+		KUNIT_EXPECT_STRNEQ_MSG(test, text[i], "invalid",
+					"verdict %u", i);
+		for (j = NBD_CHUNK_OK; j < i; j++)
+			KUNIT_EXPECT_STRNEQ_MSG(test, text[i], text[j],
+						"verdicts %u and %u", j, i);
+	}
+
+	/* Assert: nbd_proto_chunk_check's table reaches every verdict */
+	for (i = 0; i < ARRAY_SIZE(chunk_check_cases); i++)
+		tested[chunk_check_cases[i].want] = true;
+	for (i = NBD_CHUNK_OK; i <= NBD_CHUNK_TOO_LONG; i++)
+		KUNIT_EXPECT_TRUE_MSG(test, tested[i],
+				      "no case for verdict %u (\"%s\")", i,
+				      text[i]);
+}
+
+static void nbd_proto_chunk_type_names(struct kunit *test)
+{
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(NBD_REPLY_TYPE_NONE),
+			   "NONE");
+	KUNIT_EXPECT_STREQ(test,
+			   nbd_chunk_type_name(NBD_REPLY_TYPE_OFFSET_DATA),
+			   "OFFSET_DATA");
+	KUNIT_EXPECT_STREQ(test,
+			   nbd_chunk_type_name(NBD_REPLY_TYPE_OFFSET_HOLE),
+			   "OFFSET_HOLE");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(5), "BLOCK_STATUS");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(6), "BLOCK_STATUS_EXT");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(0x8001), "ERROR");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(0x8002), "ERROR_OFFSET");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(3), "unknown");
+	KUNIT_EXPECT_STREQ(test, nbd_chunk_type_name(0x8003),
+			   "unknown error");
+}
+
+/* What the chunks of a structured read have covered */
+
+#define SR_OFF		BIT_ULL(40)	/* the read's offset, above 2^32 */
+#define SR_MAX_STEPS	12
+
+struct sr_step {
+	u64 offset;	/* the chunk's, as on the wire */
+	u32 length;
+	int ret;
+	u8 nr;		/* ranges after the step */
+};
+
+struct sr_case {
+	const char *desc;
+	u64 req_offset;
+	u32 req_length;
+	unsigned int nr_steps;
+	struct sr_step steps[SR_MAX_STEPS];
+	u32 covered;
+	u8 nr;
+};
+
+static const struct sr_case sr_cases[] = {
+	{ "one chunk covers the read", SR_OFF, 16384, 1,
+	  { { SR_OFF, 16384, 0, 1 } }, 16384, 1 },
+	{ "four chunks in order", SR_OFF, 16384, 4,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 4096, 4096, 0, 1 },
+	    { SR_OFF + 8192, 4096, 0, 1 }, { SR_OFF + 12288, 4096, 0, 1 } },
+	  16384, 1 },
+	{ "four chunks in reverse order", SR_OFF, 16384, 4,
+	  { { SR_OFF + 12288, 4096, 0, 1 }, { SR_OFF + 8192, 4096, 0, 1 },
+	    { SR_OFF + 4096, 4096, 0, 1 }, { SR_OFF, 4096, 0, 1 } },
+	  16384, 1 },
+	{ "middle, first, last", SR_OFF, 12288, 3,
+	  { { SR_OFF + 4096, 4096, 0, 1 }, { SR_OFF, 4096, 0, 1 },
+	    { SR_OFF + 8192, 4096, 0, 1 } },
+	  12288, 1 },
+	{ "first, last, middle", SR_OFF, 12288, 3,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 8192, 4096, 0, 2 },
+	    { SR_OFF + 4096, 4096, 0, 1 } },
+	  12288, 1 },
+	{ "a chunk between two separate ones is kept in order", SR_OFF, 8192,
+	  4,
+	  { { SR_OFF + 6144, 512, 0, 1 }, { SR_OFF, 512, 0, 2 },
+	    { SR_OFF + 2048, 512, 0, 3 }, { SR_OFF + 4096, 512, 0, 4 } },
+	  2048, 4 },
+	{ "data and holes of any length interleaved", SR_OFF, 16384, 4,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 4096, 8192, 0, 1 },
+	    { SR_OFF + 12288, 1, 0, 1 }, { SR_OFF + 12289, 4095, 0, 1 } },
+	  16384, 1 },
+	{ "a read at offset 0", 0, 4096, 2,
+	  { { 2048, 2048, 0, 1 }, { 0, 2048, 0, 1 } }, 4096, 1 },
+	{ "overlap with the previous chunk", SR_OFF, 16384, 3,
+	  { { SR_OFF, 8192, 0, 1 }, { SR_OFF + 4096, 8192, -EEXIST, 1 },
+	    { SR_OFF + 8192, 8192, 0, 1 } },
+	  16384, 1 },
+	{ "overlap by one byte with the next chunk", SR_OFF, 16384, 3,
+	  { { SR_OFF + 8192, 8192, 0, 1 }, { SR_OFF, 8193, -EEXIST, 1 },
+	    { SR_OFF, 8192, 0, 1 } },
+	  16384, 1 },
+	{ "exact repeat", SR_OFF, 16384, 2,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF, 4096, -EEXIST, 1 } },
+	  4096, 1 },
+	{ "overlap inside a merged range", SR_OFF, 16384, 4,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 4096, 4096, 0, 1 },
+	    { SR_OFF + 2048, 4096, -EEXIST, 1 },
+	    { SR_OFF + 5000, 100, -EEXIST, 1 } },
+	  8192, 1 },
+	{ "a chunk over two ranges and the gap between", SR_OFF, 16384, 3,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 8192, 4096, 0, 2 },
+	    { SR_OFF, 16384, -EEXIST, 2 } },
+	  8192, 2 },
+	{ "chunk starting before the read", SR_OFF, 16384, 3,
+	  { { SR_OFF - 512, 1024, -ERANGE, 0 },
+	    { SR_OFF - 1, 1, -ERANGE, 0 },
+	    { 0, 4096, -ERANGE, 0 } },
+	  0, 0 },
+	{ "chunk ending after the read", SR_OFF, 16384, 4,
+	  { { SR_OFF + 12288, 8192, -ERANGE, 0 },
+	    { SR_OFF, 16385, -ERANGE, 0 },
+	    { SR_OFF + 16384, 1, -ERANGE, 0 },
+	    { SR_OFF + 16383, 1, 0, 1 } },
+	  1, 1 },
+	{ "offset 2^32 past the read (u32 wrap)", SR_OFF, 16384, 4,
+	  { { SR_OFF + (1ULL << 32), 4096, -ERANGE, 0 },
+	    { SR_OFF + (1ULL << 32) + 4096, 4096, -ERANGE, 0 },
+	    { U64_MAX, 1, -ERANGE, 0 },
+	    { SR_OFF, 4096, 0, 1 } },
+	  4096, 1 },
+	{ "chunk ending 2^32 past the read's start (u32 wrap)", SR_OFF,
+	  0xfffff000, 2,
+	  { { SR_OFF + 0xffffe000, 0x2000, -ERANGE, 0 },
+	    { SR_OFF + 0xffffe000, 0x1000, 0, 1 } },
+	  0x1000, 1 },
+	{ "zero length", SR_OFF, 16384, 4,
+	  { { SR_OFF, 0, -ERANGE, 0 }, { SR_OFF, 4096, 0, 1 },
+	    { SR_OFF + 4096, 0, -ERANGE, 1 },
+	    { SR_OFF + 16384, 0, -ERANGE, 1 } },
+	  4096, 1 },
+	{ "nine separate chunks: no slot for the ninth, until two merge",
+	  SR_OFF, 9216, 12,
+	  { { SR_OFF, 512, 0, 1 }, { SR_OFF + 1024, 512, 0, 2 },
+	    { SR_OFF + 2048, 512, 0, 3 }, { SR_OFF + 3072, 512, 0, 4 },
+	    { SR_OFF + 4096, 512, 0, 5 }, { SR_OFF + 5120, 512, 0, 6 },
+	    { SR_OFF + 6144, 512, 0, 7 }, { SR_OFF + 7168, 512, 0, 8 },
+	    { SR_OFF + 8192, 512, -ENOSPC, 8 },
+	    /* growing a range needs no slot */
+	    { SR_OFF + 7680, 256, 0, 8 },
+	    /* filling a gap frees one */
+	    { SR_OFF + 512, 512, 0, 7 },
+	    { SR_OFF + 8192, 512, 0, 8 } },
+	  8 * 512 + 256 + 512 + 512, 8 },
+	{ "a chunk between two ranges merges them", SR_OFF, 12288, 3,
+	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 8192, 4096, 0, 2 },
+	    { SR_OFF + 4096, 4096, 0, 1 } },
+	  12288, 1 },
+	{ "merging the first two of three ranges, then the rest", SR_OFF,
+	  5120, 5,
+	  { { SR_OFF, 1024, 0, 1 }, { SR_OFF + 2048, 1024, 0, 2 },
+	    { SR_OFF + 4096, 1024, 0, 3 }, { SR_OFF + 1024, 1024, 0, 2 },
+	    { SR_OFF + 3072, 1024, 0, 1 } },
+	  5120, 1 },
+};
+
+static void sr_desc(const struct sr_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(sr, sr_cases, sr_desc);
+
+/* Sorted, disjoint, adjacent ones merged, inside the read, summing up. */
+static void sr_expect_consistent(struct kunit *test,
+				 const struct nbd_sr_ranges *rs,
+				 u32 req_length, unsigned int step)
+{
+	u64 sum = 0;
+	unsigned int i;
+
+	KUNIT_ASSERT_LE_MSG(test, rs->nr, NBD_SR_RANGES, "step %u", step);
+	for (i = 0; i < rs->nr; i++) {
+		KUNIT_EXPECT_LT_MSG(test, rs->r[i].start, rs->r[i].end,
+				    "step %u range %u", step, i);
+		KUNIT_EXPECT_LE_MSG(test, rs->r[i].end, req_length,
+				    "step %u range %u", step, i);
+		if (i)
+			KUNIT_EXPECT_LT_MSG(test, rs->r[i - 1].end,
+					    rs->r[i].start,
+					    "step %u range %u", step, i);
+		sum += rs->r[i].end - rs->r[i].start;
+	}
+	KUNIT_EXPECT_EQ_MSG(test, sum, rs->covered, "step %u", step);
+}
+
+static void nbd_proto_sr_ranges(struct kunit *test)
+{
+	const struct sr_case *c = test->param_value;
+	struct nbd_sr_ranges rs, before;
+	unsigned int i;
+	u32 rel;
+	int ret;
+
+	/* Arrange: nr_steps counts the steps (a used one is never all 0) */
+	KUNIT_ASSERT_LE(test, c->nr_steps, SR_MAX_STEPS);
+	for (i = 0; i < SR_MAX_STEPS; i++)
+		KUNIT_ASSERT_EQ_MSG(test, i < c->nr_steps,
+				    c->steps[i].ret || c->steps[i].nr,
+				    "step %u: nr_steps is wrong", i);
+	memset(&rs, 0, sizeof(rs));
+
+	for (i = 0; i < c->nr_steps; i++) {
+		const struct sr_step *s = &c->steps[i];
+
+		memcpy(&before, &rs, sizeof(rs));
+		rel = 0xdeadbeef;
+
+		/* Act */
+		ret = nbd_sr_range_add(&rs, c->req_offset, c->req_length,
+				       s->offset, s->length, &rel);
+
+		/* Assert */
+		KUNIT_EXPECT_EQ_MSG(test, ret, s->ret, "step %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, rs.nr, s->nr, "step %u", i);
+		if (ret) {
+			/* nothing recorded */
+			KUNIT_EXPECT_EQ_MSG(test, rs.covered, before.covered,
+					    "step %u", i);
+			KUNIT_EXPECT_EQ_MSG(test, rs.nr, before.nr,
+					    "step %u", i);
+			KUNIT_EXPECT_MEMEQ_MSG(test, &rs, &before, sizeof(rs),
+					       "step %u", i);
+		} else {
+			KUNIT_EXPECT_EQ_MSG(test, rel,
+					    (u32)(s->offset - c->req_offset),
+					    "step %u", i);
+			KUNIT_EXPECT_EQ_MSG(test, rs.covered,
+					    before.covered + s->length,
+					    "step %u", i);
+		}
+		sr_expect_consistent(test, &rs, c->req_length, i);
+	}
+
+	KUNIT_EXPECT_EQ(test, rs.covered, c->covered);
+	KUNIT_EXPECT_EQ(test, rs.nr, c->nr);
+}
+
+/* The server's block sizes, before the wire */
+
+struct obeys_case {
+	const char *desc;
+	struct nbd_wire_cmd cmd;
+	u32 min_block;
+	u32 max_payload;
+	bool want;
+};
+
+static const struct obeys_case obeys_cases[] = {
+	{ "no constraints: misaligned read", { NBD_CMD_READ, 0, 1, 3 }, 0, 0,
+	  true },
+	{ "no constraints: write of 4 GiB - 1", { NBD_CMD_WRITE, 0, 7,
+	  U32_MAX }, 0, 0, true },
+	{ "no constraints: misaligned trim", { NBD_CMD_TRIM, 0, 511, 1 }, 0,
+	  0, true },
+	{ "aligned read", { NBD_CMD_READ, 0, 8192, 4096 }, 4096, 65536,
+	  true },
+	{ "aligned write FUA", { NBD_CMD_WRITE, 1, 4096, 8192 }, 4096, 65536,
+	  true },
+	{ "aligned trim", { NBD_CMD_TRIM, 0, 0, 4096 }, 4096, 65536, true },
+	{ "aligned write zeroes", { NBD_CMD_WRITE_ZEROES, 2, 1ULL << 40,
+	  65536 }, 4096, 65536, true },
+	{ "minimum 1: any byte", { NBD_CMD_READ, 0, 1, 3 }, 1, 65536, true },
+	{ "minimum 512: one sector", { NBD_CMD_WRITE, 0, 512, 512 }, 512,
+	  65536, true },
+	{ "read at a misaligned offset", { NBD_CMD_READ, 0, 512, 4096 }, 4096,
+	  65536, false },
+	{ "write at a misaligned offset", { NBD_CMD_WRITE, 0, 4097, 4096 },
+	  4096, 65536, false },
+	{ "trim at a misaligned offset", { NBD_CMD_TRIM, 0, 2048, 4096 },
+	  4096, 65536, false },
+	{ "write zeroes at a misaligned offset above 2^32",
+	  { NBD_CMD_WRITE_ZEROES, 0, (1ULL << 32) + 512, 4096 }, 4096, 65536,
+	  false },
+	{ "read of a misaligned length", { NBD_CMD_READ, 0, 4096, 4095 },
+	  4096, 65536, false },
+	{ "write of a misaligned length", { NBD_CMD_WRITE, 0, 0, 512 }, 4096,
+	  65536, false },
+	{ "trim of a misaligned length", { NBD_CMD_TRIM, 0, 0, 6144 }, 4096,
+	  65536, false },
+	{ "write zeroes of a misaligned length",
+	  { NBD_CMD_WRITE_ZEROES, 0, 0, 4097 }, 4096, 65536, false },
+	{ "read of exactly the maximum", { NBD_CMD_READ, 0, 0, 65536 }, 4096,
+	  65536, true },
+	{ "read longer than the maximum", { NBD_CMD_READ, 0, 0, 69632 },
+	  4096, 65536, false },
+	{ "write of exactly the maximum", { NBD_CMD_WRITE, 0, 4096, 65536 },
+	  4096, 65536, true },
+	{ "write longer than the maximum", { NBD_CMD_WRITE, 0, 0, 69632 },
+	  4096, 65536, false },
+	{ "trim longer than the maximum (a payload limit)",
+	  { NBD_CMD_TRIM, 0, 0, 1 << 24 }, 4096, 65536, true },
+	{ "write zeroes longer than the maximum (a payload limit)",
+	  { NBD_CMD_WRITE_ZEROES, 0, 0, 0xfffff000 }, 4096, 65536, true },
+	{ "flush", { NBD_CMD_FLUSH, 0, 0, 0 }, 4096, 65536, true },
+	{ "disconnect", { NBD_CMD_DISC, 0, 0, 0 }, 4096, 65536, true },
+	{ "maximum 0: no limit on a read", { NBD_CMD_READ, 0, 0, 1 << 24 },
+	  4096, 0, true },
+	{ "maximum 0: no limit on a write", { NBD_CMD_WRITE, 0, 4096,
+	  0xfffff000 }, 4096, 0, true },
+	{ "maximum 0 keeps the minimum", { NBD_CMD_WRITE, 0, 4096, 512 },
+	  4096, 0, false },
+};
+
+static void obeys_desc(const struct obeys_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(obeys, obeys_cases, obeys_desc);
+
+static void nbd_proto_wire_cmd_obeys(struct kunit *test)
+{
+	const struct obeys_case *c = test->param_value;
+
+	/* Act, Assert */
+	KUNIT_EXPECT_EQ(test, nbd_wire_cmd_obeys(&c->cmd, c->min_block,
+						 c->max_payload), c->want);
+}
+
+/* The server's block sizes to queue limits */
+
+struct constraints_case {
+	const char *desc;
+	u32 flags;
+	unsigned int blksize;
+	u32 min, pref, max;
+	unsigned int max_hw_sectors;
+	unsigned int physical;
+	unsigned int io_opt;
+};
+
+static const struct constraints_case constraints_cases[] = {
+	{ "minimum 0 changes nothing", NBD_FLAG_SEND_FLUSH |
+	  NBD_FLAG_SEND_TRIM, 4096, 0, 65536, 65536, NBD_MAX_HW_SECTORS, 0,
+	  0 },
+	{ "preferred above the block size", 0, 512, 512, 4096, 0,
+	  NBD_MAX_HW_SECTORS, 4096, 4096 },
+	{ "preferred equal to the block size", 0, 4096, 4096, 4096, 0,
+	  NBD_MAX_HW_SECTORS, 0, 0 },
+	{ "preferred below the block size", 0, 4096, 512, 512, 0,
+	  NBD_MAX_HW_SECTORS, 0, 0 },
+	{ "maximum 64 KiB, block size 4096", 0, 4096, 4096, 4096, 65536,
+	  128, 0, 0 },
+	{ "maximum 0: no limit", 0, 4096, 4096, 4096, 0, NBD_MAX_HW_SECTORS,
+	  0, 0 },
+	{ "maximum at the driver's limit", 0, 4096, 4096, 4096,
+	  NBD_MAX_HW_SECTORS * 512, NBD_MAX_HW_SECTORS, 0, 0 },
+	{ "maximum above the driver's limit", 0, 4096, 4096, 4096,
+	  NBD_MAX_HW_SECTORS * 512 + 4096, NBD_MAX_HW_SECTORS, 0, 0 },
+	{ "maximum far above the driver's limit", 0, 512, 512, 512,
+	  0xfffffe00, NBD_MAX_HW_SECTORS, 0, 0 },
+	{ "maximum not a multiple of the block size rounds down", 0, 4096,
+	  2048, 2048, 65536 + 2048, 128, 0, 0 },
+	{ "maximum 3.5 blocks rounds down to 3", 0, 4096, 512, 512,
+	  3 * 4096 + 2048, 24, 0, 0 },
+	{ "all three, with flags", NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+	  NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+	  NBD_FLAG_ROTATIONAL, 4096, 4096, 65536, 1 << 20, 2048, 65536,
+	  65536 },
+};
+
+static void constraints_desc(const struct constraints_case *c, char *desc)
+{
+	strscpy(desc, c->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(constraints, constraints_cases, constraints_desc);
+
+static void nbd_proto_constraints_to_qlimits(struct kunit *test)
+{
+	const struct constraints_case *c = test->param_value;
+	struct nbd_qlimits l, flags_only;
+
+	/* Arrange */
+	nbd_flags_to_qlimits(c->flags, c->blksize, &l);
+	flags_only = l;
+
+	/* Act */
+	nbd_constraints_to_qlimits(c->min, c->pref, c->max, &l);
+
+	/* Assert */
+	KUNIT_EXPECT_EQ(test, l.max_hw_sectors, c->max_hw_sectors);
+	KUNIT_EXPECT_EQ(test, l.physical, c->physical);
+	KUNIT_EXPECT_EQ(test, l.io_opt, c->io_opt);
+	/* what the flags decide stays */
+	KUNIT_EXPECT_EQ(test, l.blksize, flags_only.blksize);
+	KUNIT_EXPECT_EQ(test, l.max_discard_sectors,
+			flags_only.max_discard_sectors);
+	KUNIT_EXPECT_EQ(test, l.max_write_zeroes_sectors,
+			flags_only.max_write_zeroes_sectors);
+	KUNIT_EXPECT_EQ(test, l.write_cache, flags_only.write_cache);
+	KUNIT_EXPECT_EQ(test, l.fua, flags_only.fua);
+	KUNIT_EXPECT_EQ(test, l.rotational, flags_only.rotational);
+}
+
 static struct kunit_case nbd_proto_cases[] = {
 	KUNIT_CASE_PARAM(nbd_proto_build_wire_cmd, wire_cmd_gen_params),
 	KUNIT_CASE_PARAM(nbd_proto_encode_request, encode_gen_params),
@@ -418,6 +1027,15 @@ static struct kunit_case nbd_proto_cases[] = {
 	KUNIT_CASE(nbd_proto_cmd_names),
 	KUNIT_CASE_PARAM(nbd_proto_flags_to_limits, limits_gen_params),
 	KUNIT_CASE(nbd_proto_multi_conn_bit),
+	KUNIT_CASE_PARAM(nbd_proto_decode_chunk_hdr, chunk_hdr_gen_params),
+	KUNIT_CASE(nbd_proto_chunk_hdr_layout),
+	KUNIT_CASE_PARAM(nbd_proto_chunk_check, chunk_check_gen_params),
+	KUNIT_CASE(nbd_proto_chunk_verdict_text),
+	KUNIT_CASE(nbd_proto_chunk_type_names),
+	KUNIT_CASE_PARAM(nbd_proto_sr_ranges, sr_gen_params),
+	KUNIT_CASE_PARAM(nbd_proto_wire_cmd_obeys, obeys_gen_params),
+	KUNIT_CASE_PARAM(nbd_proto_constraints_to_qlimits,
+			 constraints_gen_params),
 	{}
 };
 

@@ -24,6 +24,7 @@
 #include <net/sock.h>
 
 #include "nbd.h"
+#include "trace.h"
 #include "transport.h"
 
 static DEFINE_IDR(nbd_index_idr);
@@ -83,6 +84,8 @@ void nbd_cmd_retry_or_fail(struct nbd_cmd *cmd, struct nbd_config *config,
 	    !test_bit(NBD_RT_TEARDOWN, &config->flags) &&
 	    (atomic_read(&config->live_conns) > 0 ||
 	     config->dead_conn_timeout)) {
+		trace_nbd_requeue(config->nbd->index, rq, cmd->wire.type,
+				  blk_status_to_errno(status));
 		blk_mq_requeue_request(rq, true);
 		return;
 	}
@@ -916,6 +919,7 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);
 	dev_info(nbd_to_dev(nbd), "connection %u reconnected\n", conn->index);
+	trace_nbd_reconnect(nbd->index, conn->index);
 	blk_mq_run_hw_queues(nbd->disk->queue, true);
 	return 0;
 }

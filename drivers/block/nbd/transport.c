@@ -44,6 +44,7 @@
 #include <net/tcp.h>
 
 #include "nbd.h"
+#include "trace.h"
 #include "transport.h"
 
 #define nbd_conn_err(conn, fmt, ...)					\
@@ -164,6 +165,7 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 	rq = blk_mq_rq_from_pdu(cmd);
 	nbd_encode_request(&conn->tx_hdr, &cmd->wire,
 			   nbd_cookie_pack(cmd->gen, blk_mq_unique_tag(rq)));
+	trace_nbd_send_request(&conn->tx_hdr, conn->nbd->index, rq);
 	len = sizeof(conn->tx_hdr);	/* tx_vec[0] (nbd_conn_create()) */
 	conn->tx_bio = NULL;
 	if (cmd->wire.type == NBD_CMD_WRITE && rq->bio) {
@@ -214,6 +216,21 @@ static int nbd_send_cur(struct nbd_conn *conn, bool more, bool nonblock)
  * left half-written.  Called with tx_lock held.  Return -EAGAIN when
  * @nonblock and the socket is full (the sender must take over), else 0.
  */
+static u64 nbd_cmd_cookie(struct nbd_cmd *cmd)
+{
+	return nbd_cookie_pack(cmd->gen,
+			       blk_mq_unique_tag(blk_mq_rq_from_pdu(cmd)));
+}
+
+static void nbd_trace_sent(struct nbd_cmd *cmd)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+
+	trace_nbd_header_sent(rq, nbd_cmd_cookie(cmd));
+	if (cmd->wire.type == NBD_CMD_WRITE)
+		trace_nbd_payload_sent(rq, nbd_cmd_cookie(cmd));
+}
+
 static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
 {
 	struct nbd_cmd *cmd;
@@ -241,6 +258,7 @@ static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
 			nbd_conn_fail(conn, ret);
 		} else {
 			conn->requests_sent++;
+			nbd_trace_sent(cmd);
 		}
 		conn->tx_cmd = NULL;
 		/* The reply may have come already: this may end it. */
@@ -477,6 +495,7 @@ static int nbd_rx_simple_done(struct nbd_conn *conn)
 	}
 	nbd_rx_claim(conn, cmd);
 	rq = blk_mq_rq_from_pdu(cmd);
+	trace_nbd_header_received(rq, cookie);
 
 	if (error) {
 		if (error != NBD_ESHUTDOWN)
@@ -547,6 +566,10 @@ static int nbd_rx_chunk_hdr_done(struct nbd_conn *conn)
 			      nbd_chunk_verdict_text(v), c->type, c->length);
 		return -EPROTO;
 	}
+	if (!cmd->sr_started)
+		trace_nbd_header_received(blk_mq_rq_from_pdu(cmd), c->cookie);
+	trace_nbd_chunk(conn->nbd->index, conn->index, c->cookie, c->flags,
+			c->type, c->length);
 	cmd->sr_started = true;
 	conn->chunks_received++;
 
@@ -625,6 +648,8 @@ static int nbd_rx_data_offset_done(struct nbd_conn *conn)
 
 	if (rel < 0)
 		return rel;
+	trace_nbd_chunk_range(conn->nbd->index, conn->rx_chunk.cookie, false,
+			      offset, len);
 	conn->rx_bio = nbd_rq_bio_at(rq, rel, &skip);
 	if (WARN_ON_ONCE(!conn->rx_bio))
 		return -EPROTO;
@@ -652,6 +677,8 @@ static int nbd_rx_hole_done(struct nbd_conn *conn)
 	rel = nbd_rx_chunk_range(conn, offset, len);
 	if (rel < 0)
 		return rel;
+	trace_nbd_chunk_range(conn->nbd->index, conn->rx_chunk.cookie, true,
+			      offset, len);
 	conn->holes_received++;
 	conn->hole_bytes += len;
 	for (bio = nbd_rq_bio_at(rq, rel, &skip); bio && len;
@@ -802,6 +829,9 @@ static int nbd_rx_chunk_done(struct nbd_conn *conn)
 	nbd_rx_claim(conn, cmd);
 	if (cmd->sr_error)
 		return nbd_rx_reply_error(conn, cmd, cmd->sr_error);
+	if (cmd->wire.type == NBD_CMD_READ)
+		trace_nbd_payload_received(blk_mq_rq_from_pdu(cmd),
+					   conn->rx_chunk.cookie);
 	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
 }
 
@@ -819,6 +849,8 @@ static int nbd_rx_step(struct nbd_conn *conn)
 			nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
 			return 0;
 		}
+		trace_nbd_payload_received(blk_mq_rq_from_pdu(conn->rx_cmd),
+					   nbd_cmd_cookie(conn->rx_cmd));
 		return nbd_rx_reply_done(conn, conn->rx_cmd, BLK_STS_OK,
 					 false);
 	case NBD_RX_DATA_OFFSET:
@@ -1107,6 +1139,10 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 		else if (conn->rx_sr_cmd && ret != -EPROTO)
 			nbd_conn_err(conn, "reply chunk cut short\n");
 	}
+	if (ret == -EPROTO)
+		trace_nbd_protocol_violation(nbd->index, conn->index,
+					     conn->rx_state, conn->rx_chunk.type,
+					     conn->rx_chunk.cookie);
 	nbd_conn_fail(conn, ret);
 
 	/* A read whose data stopped coming, then the rest on the wire. */

@@ -11,7 +11,9 @@
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
 #   make kunit-coverage       the same with gcov, and an lcov report
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
-#   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=)
+#   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=),
+#                             then structured replies (BENCH_SR_ARGS=)
+#   make bench-sr             only the structured-reply benchmark
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # srcversion lets users check that the module loaded is the one built:
@@ -81,8 +83,15 @@ debug-kernel:
 # BENCH_ARGS="--kernel 6.12 --quick".
 BENCH_ARGS ?=
 
+# bench runs both; bench-sr only structured against simple replies.
+BENCH_SR_ARGS ?=
+
 bench:
 	tools/testing/bench/bench.sh $(BENCH_ARGS)
+	tools/testing/bench/bench-sr.sh $(BENCH_SR_ARGS)
+
+bench-sr:
+	tools/testing/bench/bench-sr.sh $(BENCH_SR_ARGS)
 
 .PHONY: all modules clean install setup check demo firstrun kunit \
-	kunit-coverage debug-kernel bench
+	kunit-coverage debug-kernel bench bench-sr

@@ -226,9 +226,9 @@ static void nbd_trace_sent(struct nbd_cmd *cmd)
 {
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 
+	/* as upstream: "payload sent" once all of a request is out */
 	trace_nbd_header_sent(rq, nbd_cmd_cookie(cmd));
-	if (cmd->wire.type == NBD_CMD_WRITE)
-		trace_nbd_payload_sent(rq, nbd_cmd_cookie(cmd));
+	trace_nbd_payload_sent(rq, nbd_cmd_cookie(cmd));
 }
 
 static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
@@ -435,6 +435,9 @@ static void nbd_rx_want_discard(struct nbd_conn *conn, size_t len,
 static int nbd_rx_reply_done(struct nbd_conn *conn, struct nbd_cmd *cmd,
 			     blk_status_t status, bool retry)
 {
+	/* as upstream: "payload received" once any reply is complete */
+	trace_nbd_payload_received(blk_mq_rq_from_pdu(cmd),
+				   nbd_cmd_cookie(cmd));
 	nbd_rx_want_hdr(conn);
 	nbd_cmd_finish(cmd, status, retry);
 	return nbd_conn_drained(conn) ? -ESHUTDOWN : 0;
@@ -829,9 +832,6 @@ static int nbd_rx_chunk_done(struct nbd_conn *conn)
 	nbd_rx_claim(conn, cmd);
 	if (cmd->sr_error)
 		return nbd_rx_reply_error(conn, cmd, cmd->sr_error);
-	if (cmd->wire.type == NBD_CMD_READ)
-		trace_nbd_payload_received(blk_mq_rq_from_pdu(cmd),
-					   conn->rx_chunk.cookie);
 	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);
 }
 
@@ -849,8 +849,6 @@ static int nbd_rx_step(struct nbd_conn *conn)
 			nbd_bio_iter(&conn->rx_iter, ITER_DEST, conn->rx_bio);
 			return 0;
 		}
-		trace_nbd_payload_received(blk_mq_rq_from_pdu(conn->rx_cmd),
-					   nbd_cmd_cookie(conn->rx_cmd));
 		return nbd_rx_reply_done(conn, conn->rx_cmd, BLK_STS_OK,
 					 false);
 	case NBD_RX_DATA_OFFSET:

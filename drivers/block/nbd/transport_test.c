@@ -1798,7 +1798,10 @@ struct sr_case {
 	bool tcp;
 	unsigned int chunk;	/* the server's writes, in bytes */
 	unsigned int timeout;
+	bool write;		/* the script answers a write, not a read */
 };
+
+#define W	0, false, false, 0, 0, true	/* after .ret: a write */
 
 static const struct sr_case sr_cases[] = {
 	/* valid sequences */
@@ -1902,7 +1905,18 @@ static const struct sr_case sr_cases[] = {
 	{ "tcp: chunk longer than the read", { { { .type = T_DATA,
 	  .flags = DONE, .len = 4 * K4, .adj = 1 } } }, SR_VIOLATION, 0,
 	  false, true },
+	/* answers to a write */
+	{ "write: NONE", { { NONE_DONE } }, SR_OK, W },
+	{ "write: error chunk", { { { .type = T_ERR, .flags = DONE,
+	  .error = NBD_ENOSPC, .msglen = 12 } } }, SR_ERROR, -ENOSPC, false,
+	  false, 0, 0, true },
+	{ "write: error chunk without an error", { { { .type = T_ERR,
+	  .flags = DONE, .msglen = 4 } } }, SR_VIOLATION, W },
+	{ "write: data chunk", { { DATA_DONE(0, K4) } }, SR_VIOLATION, W },
+	{ "write: hole chunk", { { HOLE_DONE(0, K4) } }, SR_VIOLATION, W },
 };
+
+#undef W
 
 static void sr_desc(const struct sr_case *c, char *desc)
 {
@@ -1947,13 +1961,16 @@ static void nbd_structured_replies(struct kunit *test)
 	fx->fs.mode = FAKE_SR_SCRIPT;
 	fx->fs.script = &c->script;
 	fx->fs.chunk = c->chunk;
+	fx->fs.trigger_type = c->write ? NBD_CMD_WRITE : NBD_CMD_READ;
 	fx->fs.armed = true;
 	mutex_unlock(&fx->fs.lock);
 
 	/* Act */
-	ret = nbd_fixture_io_bounded(test, REQ_OP_READ,
-				     SR_READ_OFF >> SECTOR_SHIFT, buf,
-				     SR_READ_LEN);
+	if (c->write)
+		memcpy(buf, want, SR_READ_LEN);	/* writes what is there */
+	ret = nbd_fixture_io_bounded(test, c->write ? REQ_OP_WRITE :
+				     REQ_OP_READ, SR_READ_OFF >> SECTOR_SHIFT,
+				     buf, SR_READ_LEN);
 
 	/* Assert */
 	KUNIT_EXPECT_TRUE(test, fx->fs.triggered);
@@ -1964,7 +1981,8 @@ static void nbd_structured_replies(struct kunit *test)
 	switch (c->outcome) {
 	case SR_OK:
 		KUNIT_EXPECT_EQ(test, ret, 0);
-		KUNIT_EXPECT_MEMEQ(test, buf, want, SR_READ_LEN);
+		if (!c->write)
+			KUNIT_EXPECT_MEMEQ(test, buf, want, SR_READ_LEN);
 		break;
 	case SR_ERROR:
 		KUNIT_EXPECT_EQ(test, ret, c->ret);
@@ -1979,8 +1997,10 @@ static void nbd_structured_replies(struct kunit *test)
 	}
 	if (c->outcome == SR_OK || c->outcome == SR_ERROR) {
 		/* the connection stays, and the next read is answered */
-		KUNIT_EXPECT_TRUE(test,
-				  nbd_conn_alive(nbd_fixture_conn(test, 0)));
+		if (nbd_fixture_conn_dead(test, 0)) {
+			KUNIT_FAIL(test, "the connection was closed");
+			goto out;
+		}
 		memset(buf, 0x55, SR_READ_LEN);
 		KUNIT_EXPECT_EQ(test, nbd_fixture_io_bounded(test, REQ_OP_READ,
 				SR_READ_OFF >> SECTOR_SHIFT, buf, SR_READ_LEN),

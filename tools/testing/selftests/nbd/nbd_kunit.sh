@@ -13,7 +13,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-SUITES=(nbd_proto nbd_transport nbd_netlink)
+SUITES=(nbd_proto nbd_transport nbd_structured nbd_netlink)
 KUNIT_DEBUGFS=/sys/kernel/debug/kunit
 
 nbd_test_init

@@ -113,7 +113,7 @@ check "attach $DEV to qemu-nbd with nbdctl" attach_q ||
 
 trace_on
 fio_verify trace $DEV --rw=randrw --bsrange=4k-64k --size=16M \
-	--offset=32M --io_size=8M --iodepth=8 >/dev/null
+	--offset=32M --io_size=4M --iodepth=8 >/dev/null
 dd if=$DEV of=/dev/null bs=1M count=4 skip=48 iflag=direct status=none
 sync
 trace_off fio

@@ -10,7 +10,8 @@
 #     and nbd unloadable at the end;
 #   - the KUnit suites on UML (make kunit);
 #   - nbdctl: built without a warning, its host tests (no VM), and in the
-#     VMs nbd_nbdctl and nbd_persist, also with each kernel's stock nbd.ko;
+#     VMs nbd_nbdctl, nbd_structured and nbd_persist, also with each
+#     kernel's stock nbd.ko;
 #   - the first run of a new user (tools/testing/firstrun/run.sh): setup.sh
 #     and the other first-run paths against a fake, empty Debian.
 # The per-kernel jobs and the UML run are independent: they run two at a
@@ -37,10 +38,11 @@ TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
 # Seconds per selftest on the debug kernel (CI, two VMs side by side).
 DEBUG_SECONDS="nbd_races=518 nbd_server_restart=412 nbd_timeout=376
-nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223 nbd_tcp=214
-nbd_teardown=196 nbd_hostile=188 nbd_kunit=188 nbd_disconnect_busy=164
-nbd_errno=162 nbd_readonly=154 nbd_qemu=143 nbd_multiconn=142
-nbd_modprobe_race=137 nbd_soft_disconnect=114 nbd_discard=101 nbd_perm=58"
+nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
+nbd_tcp=214 nbd_teardown=196 nbd_hostile=188 nbd_kunit=188
+nbd_disconnect_busy=164 nbd_errno=162 nbd_readonly=154 nbd_qemu=143
+nbd_multiconn=142 nbd_modprobe_race=137 nbd_soft_disconnect=114
+nbd_discard=101 nbd_perm=58"
 DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
@@ -196,13 +198,14 @@ kernel_vm() {
 	cat "$log"
 	vm_counts "$krel${part:+ part $part}" "$log" $vmrc
 
-	# nbdctl must work with the kernel's own nbd.ko too (same netlink).
+	# nbdctl must work with the kernel's own nbd.ko too (same netlink),
+	# and fall back to simple replies there (nbd_structured).
 	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
 	log="$RESULTS/selftests-$krel-stock.log"
 	echo "# nbdctl with the stock nbd.ko on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1200 --stock \
 		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel-stock.log" -- \
-		tools/testing/selftests/nbd/run_tests.sh nbd_nbdctl nbd_persist \
+		tools/testing/selftests/nbd/run_tests.sh nbd_nbdctl nbd_structured nbd_persist \
 		>"$log" 2>&1
 	vmrc=$?
 	cat "$log"

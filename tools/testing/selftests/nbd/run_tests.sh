@@ -34,6 +34,8 @@ TESTS=(
 	nbd_qemu:300
 	nbd_perm:300
 	nbd_nbdctl:300
+	nbd_structured:300
+	nbd_trace:300
 	nbd_persist:600
 	nbd_server_restart:900
 	nbd_timeout:600

@@ -37,13 +37,13 @@ RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
 # Seconds per selftest on the debug kernel (CI, two VMs side by side).
-DEBUG_SECONDS="nbd_races=518 nbd_server_restart=412 nbd_timeout=376
+DEBUG_SECONDS="nbd_races=360 nbd_server_restart=412 nbd_timeout=376
 nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
-nbd_tcp=214 nbd_teardown=196 nbd_hostile=188 nbd_kunit=188
+nbd_tcp=214 nbd_teardown=196 nbd_hostile=300 nbd_kunit=275
 nbd_disconnect_busy=164 nbd_errno=162 nbd_readonly=154 nbd_qemu=143
 nbd_multiconn=142 nbd_modprobe_race=137 nbd_soft_disconnect=114
 nbd_discard=101 nbd_perm=58"
-DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install"}
+DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install|nbd_trace"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
@@ -140,7 +140,7 @@ kernel_vm() {
 		      --env NBD_FIO_REGION_MB=4 --env NBD_FIO_SEQ_MB=8
 		      --env NBD_MULTICONN_MB=2 --env NBD_REQ_TIMEOUT=20
 		      --env NBD_TCP_REGION_MB=2 --env NBD_TCP_SEQ_MB=4
-		      --env NBD_RACE_ROUNDS=20 --env NBD_CLEAR_SOCK_COUNT=1000
+		      --env NBD_RACE_ROUNDS=10 --env NBD_CLEAR_SOCK_COUNT=300
 		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
 		      --env NBD_RESTART_SHORT=1)
 	fi
@@ -159,7 +159,8 @@ kernel_vm() {
 	# cover there too (they run on both Debian kernels): plain I/O
 	# through nbd-client (nbd_dd, nbd_qemu's ioctl path stays), a
 	# filesystem, partitions, --persist (nbd_timeout and
-	# nbd_server_restart reconnect) and make install (no kernel code).
+	# nbd_server_restart reconnect), make install (no kernel code) and
+	# the tracepoints (nbd_structured runs the same paths with them).
 	if [ -n "$part" ] && [ -z "$TESTS" ]; then
 		tests=$(NBD_INSTALL_STAGE=$stage NBD_KUNIT_KO=$kunit_ko \
 			tools/testing/selftests/nbd/run_tests.sh -l |

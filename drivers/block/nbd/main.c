@@ -376,6 +376,7 @@ static void nbd_complete_rq(struct request *rq)
 {
 	struct nbd_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
+	nbd_sr_ranges_reset(&cmd->sr_ranges);
 	blk_mq_end_request(rq, cmd->status);
 }
 
@@ -437,7 +438,14 @@ static int nbd_init_request(struct blk_mq_tag_set *set, struct request *rq,
 	spin_lock_init(&cmd->lock);
 	cmd->state = NBD_CMD_IDLE;
 	cmd->gen = 0;
+	cmd->sr_ranges.bitmap = NULL;
 	return 0;
+}
+
+static void nbd_exit_request(struct blk_mq_tag_set *set, struct request *rq,
+			     unsigned int hctx_idx)
+{
+	nbd_sr_ranges_reset(&((struct nbd_cmd *)blk_mq_rq_to_pdu(rq))->sr_ranges);
 }
 
 static const struct blk_mq_ops nbd_mq_ops = {
@@ -445,6 +453,7 @@ static const struct blk_mq_ops nbd_mq_ops = {
 	.commit_rqs	= nbd_commit_rqs,
 	.complete	= nbd_complete_rq,
 	.init_request	= nbd_init_request,
+	.exit_request	= nbd_exit_request,
 	.timeout	= nbd_timeout,
 };
 

@@ -4,6 +4,8 @@
  */
 #include <linux/kernel.h>
 #include <linux/errno.h>
+#include <linux/bitmap.h>
+#include <linux/blkdev.h>
 #include <linux/module.h>
 #include <linux/sizes.h>
 #include <linux/string.h>
@@ -265,6 +267,70 @@ const char *nbd_chunk_type_name(u16 type)
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_chunk_type_name);
 
+static bool nbd_sr_sectors(u32 start, u32 end)
+{
+	return IS_ALIGNED(start | end, 1U << NBD_SR_BITMAP_SHIFT);
+}
+
+/* Account for [start, end) in the bitmap. */
+static int nbd_sr_bitmap_add(struct nbd_sr_ranges *rs, u32 start, u32 end,
+			     u32 *rel)
+{
+	unsigned int s = start >> NBD_SR_BITMAP_SHIFT;
+	unsigned int e = end >> NBD_SR_BITMAP_SHIFT;
+
+	if (!nbd_sr_sectors(start, end))
+		return -ENOSPC;
+	if (find_next_bit(rs->bitmap, e, s) < e)
+		return -EEXIST;
+	bitmap_set(rs->bitmap, s, e - s);
+	rs->covered += end - start;
+	*rel = start;
+	return 0;
+}
+
+/* The ranges are full: move them to a bitmap, then add [start, end). */
+static int nbd_sr_to_bitmap(struct nbd_sr_ranges *rs, u32 req_length,
+			    u32 start, u32 end, u32 *rel)
+{
+	unsigned int i;
+	int ret;
+
+	if (!nbd_sr_sectors(start, end) ||
+	    !IS_ALIGNED(req_length, 1U << NBD_SR_BITMAP_SHIFT))
+		return -ENOSPC;
+	for (i = 0; i < rs->nr; i++)
+		if (!nbd_sr_sectors(rs->r[i].start, rs->r[i].end))
+			return -ENOSPC;
+	rs->bitmap = bitmap_zalloc(req_length >> NBD_SR_BITMAP_SHIFT,
+				   GFP_ATOMIC | __GFP_NOWARN);
+	if (!rs->bitmap)
+		return -ENOMEM;
+	for (i = 0; i < rs->nr; i++)
+		bitmap_set(rs->bitmap, rs->r[i].start >> NBD_SR_BITMAP_SHIFT,
+			   (rs->r[i].end - rs->r[i].start) >>
+			   NBD_SR_BITMAP_SHIFT);
+	ret = nbd_sr_bitmap_add(rs, start, end, rel);
+	if (ret) {	/* cannot be: the ranges were disjoint from it */
+		nbd_sr_ranges_reset(rs);
+		return ret;
+	}
+	return 0;
+}
+
+/**
+ * nbd_sr_ranges_reset() - forget what a read's chunks covered
+ * @rs: the read's ranges (freeing the bitmap, if any)
+ */
+void nbd_sr_ranges_reset(struct nbd_sr_ranges *rs)
+{
+	bitmap_free(rs->bitmap);
+	rs->bitmap = NULL;
+	rs->nr = 0;
+	rs->covered = 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(nbd_sr_ranges_reset);
+
 /**
  * nbd_sr_range_add() - account for a data or hole chunk of a read
  * @rs: what the read's chunks have covered so far
@@ -274,10 +340,14 @@ EXPORT_SYMBOL_IF_KUNIT(nbd_chunk_type_name);
  * @length: the chunk's data or hole length (not zero)
  * @rel: where the chunk starts in the read, on success
  *
+ * The ranges live in @rs until they would leave more than NBD_SR_RANGES
+ * separate gaps (no server sends that: they go in order); then a bitmap
+ * of the read's sectors takes over (GFP_ATOMIC: this runs in softirq).
+ *
  * Return: 0; -ERANGE when the chunk is not inside the read; -EEXIST when
- * it overlaps (or repeats) a chunk before it; -ENOSPC when the chunks so
- * far leave more than NBD_SR_RANGES separate gaps behind (no server sends
- * that: they go in order).  Nothing is recorded on failure.
+ * it overlaps (or repeats) a chunk before it; -ENOSPC when the bitmap is
+ * needed but a chunk is not made of whole sectors; -ENOMEM when the
+ * bitmap cannot be allocated.  Nothing is recorded on failure.
  */
 int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
 		     u64 offset, u32 length, u32 *rel)
@@ -291,6 +361,8 @@ int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
 		return -ERANGE;
 	start = offset - req_offset;
 	end = start + length;
+	if (rs->bitmap)
+		return nbd_sr_bitmap_add(rs, start, end, rel);
 
 	for (i = 0; i < rs->nr; i++) {
 		if (rs->r[i].start < end && start < rs->r[i].end)
@@ -312,7 +384,7 @@ int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
 		rs->r[pos].start = start;
 	} else {
 		if (rs->nr == NBD_SR_RANGES)
-			return -ENOSPC;
+			return nbd_sr_to_bitmap(rs, req_length, start, end, rel);
 		memmove(&rs->r[pos + 1], &rs->r[pos],
 			(rs->nr - pos) * sizeof(rs->r[0]));
 		rs->r[pos].start = start;

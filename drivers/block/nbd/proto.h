@@ -79,15 +79,21 @@ struct nbd_chunk {
 /*
  * The byte ranges of a read that its chunks have covered so far, relative
  * to the start of the request: sorted, disjoint, adjacent ones merged, so
- * chunks in order (what every server sends) take one slot.
+ * chunks in order (what every server sends) take one slot.  Chunks in an
+ * order that leaves more gaps than that move the read to a bitmap of its
+ * 512-byte sectors, allocated then (chunks that are not whole sectors
+ * cannot be tracked that way, and are refused).
  */
 #define NBD_SR_RANGES	8
+#define NBD_SR_BITMAP_SHIFT	SECTOR_SHIFT
 
 /**
  * struct nbd_sr_ranges - what a structured read reply has covered
  * @nr: ranges in use
  * @covered: bytes covered in all
  * @r: the ranges, as [start, end)
+ * @bitmap: once the ranges overflowed: one bit per sector covered, or
+ *	NULL; freed by nbd_sr_ranges_reset()
  */
 struct nbd_sr_ranges {
 	u8 nr;
@@ -96,6 +102,7 @@ struct nbd_sr_ranges {
 		u32 start;
 		u32 end;
 	} r[NBD_SR_RANGES];
+	unsigned long *bitmap;
 };
 
 /* Why a chunk was refused: nbd_chunk_check() */
@@ -180,6 +187,7 @@ const char *nbd_chunk_verdict_text(enum nbd_chunk_verdict v);
 const char *nbd_chunk_type_name(u16 type);
 int nbd_sr_range_add(struct nbd_sr_ranges *rs, u64 req_offset, u32 req_length,
 		     u64 offset, u32 length, u32 *rel);
+void nbd_sr_ranges_reset(struct nbd_sr_ranges *rs);
 bool nbd_wire_cmd_obeys(const struct nbd_wire_cmd *cmd, u32 min_block,
 			u32 max_payload);
 blk_status_t nbd_error_to_status(u32 error);

@@ -752,19 +752,31 @@ static const struct sr_case sr_cases[] = {
 	    { SR_OFF + 4096, 0, -ERANGE, 1 },
 	    { SR_OFF + 16384, 0, -ERANGE, 1 } },
 	  4096, 1 },
-	{ "nine separate chunks: no slot for the ninth, until two merge",
+	{ "nine separate chunks, not whole sectors: no slot for the ninth",
+	  SR_OFF, 9216, 12,
+	  { { SR_OFF, 256, 0, 1 }, { SR_OFF + 1024, 256, 0, 2 },
+	    { SR_OFF + 2048, 256, 0, 3 }, { SR_OFF + 3072, 256, 0, 4 },
+	    { SR_OFF + 4096, 256, 0, 5 }, { SR_OFF + 5120, 256, 0, 6 },
+	    { SR_OFF + 6144, 256, 0, 7 }, { SR_OFF + 7168, 256, 0, 8 },
+	    { SR_OFF + 8192, 256, -ENOSPC, 8 },
+	    /* growing a range needs no slot */
+	    { SR_OFF + 7424, 256, 0, 8 },
+	    /* filling a gap frees one */
+	    { SR_OFF + 256, 768, 0, 7 },
+	    { SR_OFF + 8192, 256, 0, 8 } },
+	  8 * 256 + 256 + 768 + 256, 8 },
+	{ "nine separate sectors: the ninth moves the read to a bitmap",
 	  SR_OFF, 9216, 12,
 	  { { SR_OFF, 512, 0, 1 }, { SR_OFF + 1024, 512, 0, 2 },
 	    { SR_OFF + 2048, 512, 0, 3 }, { SR_OFF + 3072, 512, 0, 4 },
 	    { SR_OFF + 4096, 512, 0, 5 }, { SR_OFF + 5120, 512, 0, 6 },
 	    { SR_OFF + 6144, 512, 0, 7 }, { SR_OFF + 7168, 512, 0, 8 },
-	    { SR_OFF + 8192, 512, -ENOSPC, 8 },
-	    /* growing a range needs no slot */
-	    { SR_OFF + 7680, 256, 0, 8 },
-	    /* filling a gap frees one */
-	    { SR_OFF + 512, 512, 0, 7 },
-	    { SR_OFF + 8192, 512, 0, 8 } },
-	  8 * 512 + 256 + 512 + 512, 8 },
+	    { SR_OFF + 8192, 512, 0, 8 },
+	    /* the bitmap still sees overlaps, and wants whole sectors */
+	    { SR_OFF + 1024, 1024, -EEXIST, 8 },
+	    { SR_OFF + 512, 256, -ENOSPC, 8 },
+	    { SR_OFF + 512, 512, 0, 8 } },
+	  10 * 512, 8 },
 	{ "a chunk between two ranges merges them", SR_OFF, 12288, 3,
 	  { { SR_OFF, 4096, 0, 1 }, { SR_OFF + 8192, 4096, 0, 2 },
 	    { SR_OFF + 4096, 4096, 0, 1 } },
@@ -793,6 +805,15 @@ static void sr_expect_consistent(struct kunit *test,
 	unsigned int i;
 
 	KUNIT_ASSERT_LE_MSG(test, rs->nr, NBD_SR_RANGES, "step %u", step);
+	if (rs->bitmap) {
+		/* the ranges stay as they were: the bitmap counts */
+		KUNIT_EXPECT_EQ_MSG(test,
+				    (u64)bitmap_weight(rs->bitmap,
+						       req_length >> SECTOR_SHIFT)
+				    << SECTOR_SHIFT, (u64)rs->covered,
+				    "step %u", step);
+		return;
+	}
 	for (i = 0; i < rs->nr; i++) {
 		KUNIT_EXPECT_LT_MSG(test, rs->r[i].start, rs->r[i].end,
 				    "step %u range %u", step, i);
@@ -857,6 +878,7 @@ static void nbd_proto_sr_ranges(struct kunit *test)
 
 	KUNIT_EXPECT_EQ(test, rs.covered, c->covered);
 	KUNIT_EXPECT_EQ(test, rs.nr, c->nr);
+	nbd_sr_ranges_reset(&rs);
 }
 
 /* The server's block sizes, before the wire */

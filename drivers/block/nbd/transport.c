@@ -155,8 +155,7 @@ static bool nbd_next_cmd(struct nbd_conn *conn)
 	cmd->send_failed = false;
 	cmd->sr_started = false;
 	cmd->sr_error = 0;
-	cmd->sr_ranges.nr = 0;
-	cmd->sr_ranges.covered = 0;
+	nbd_sr_ranges_reset(&cmd->sr_ranges);
 	atomic_inc(&cmd->refs);		/* the sender's, until written */
 	atomic_inc(&conn->inflight);
 	WRITE_ONCE(cmd->state, NBD_CMD_SENT);
@@ -634,9 +633,12 @@ static s64 nbd_rx_chunk_range(struct nbd_conn *conn, u64 offset, u32 len)
 	else if (ret == -EEXIST)
 		nbd_chunk_err(conn, "range %llu+%u overlaps an earlier chunk\n",
 			      offset, len);
-	else
-		nbd_chunk_err(conn, "range %llu+%u leaves more than %d gaps\n",
+	else if (ret == -ENOSPC)
+		nbd_chunk_err(conn, "range %llu+%u leaves more than %d gaps and is not whole sectors\n",
 			      offset, len, NBD_SR_RANGES);
+	else
+		nbd_chunk_err(conn, "no memory to track the chunks of a read with more than %d gaps\n",
+			      NBD_SR_RANGES);
 	return -EPROTO;
 }
 
@@ -830,6 +832,7 @@ static int nbd_rx_chunk_done(struct nbd_conn *conn)
 		return -EPROTO;
 	}
 	nbd_rx_claim(conn, cmd);
+	nbd_sr_ranges_reset(&cmd->sr_ranges);
 	if (cmd->sr_error)
 		return nbd_rx_reply_error(conn, cmd, cmd->sr_error);
 	return nbd_rx_reply_done(conn, cmd, BLK_STS_OK, false);

@@ -1645,7 +1645,7 @@ static void nbd_transport_hostile(struct kunit *test)
 
 /* Structured replies: chunk sequences, valid and not */
 
-#define SR_STEPS	12
+#define SR_STEPS	34
 #define SR_READ_OFF	(8 * FAKE_BS)
 #define SR_READ_LEN	(4 * FAKE_BS)
 #define SR_MSG		"the fake server failed this on purpose"
@@ -1818,6 +1818,17 @@ static const struct sr_case sr_cases[] = {
 	{ "holes and data mixed", { { DATA(0, K4), HOLE(K4, 2 * K4),
 	  DATA(3 * K4, K4), NONE_DONE } }, SR_OK },
 	{ "one hole", { { HOLE_DONE(0, 4 * K4) } }, SR_OK },
+	/* (a bitmap of sectors takes over after eight gaps) */
+	{ "even sectors, then the odd ones (16 gaps)", { {
+	  DATA(0, 512), DATA(1024, 512), HOLE(2048, 512), DATA(3072, 512),
+	  DATA(4096, 512), DATA(5120, 512), DATA(6144, 512), HOLE(7168, 512),
+	  DATA(8192, 512), DATA(9216, 512), DATA(10240, 512),
+	  DATA(11264, 512), HOLE(12288, 512), DATA(13312, 512),
+	  DATA(14336, 512), DATA(15360, 512), DATA(512, 512), DATA(1536, 512),
+	  DATA(2560, 512), HOLE(3584, 512), DATA(4608, 512), DATA(5632, 512),
+	  DATA(6656, 512), DATA(7680, 512), DATA(8704, 512), DATA(9728, 512),
+	  HOLE(10752, 512), DATA(11776, 512), DATA(12800, 512),
+	  DATA(13824, 512), DATA(14848, 512), DATA(15872, 512), NONE_DONE } }, SR_OK },
 	{ "chunks not on page boundaries", { { DATA(0, 1000),
 	  HOLE(1000, 5000), DATA(6000, 4 * K4 - 6000), NONE_DONE } }, SR_OK },
 	{ "holes and data, 5-byte writes", { { DATA(0, K4), HOLE(K4, K4),
@@ -1897,10 +1908,14 @@ static const struct sr_case sr_cases[] = {
 	  .len = 8 } } }, SR_VIOLATION },
 	{ "BLOCK_STATUS chunk", { { { .type = NBD_REPLY_TYPE_BLOCK_STATUS,
 	  .flags = DONE, .len = 8 } } }, SR_VIOLATION },
-	{ "more gaps than tracked", { { DATA(0, 512), DATA(1024, 512),
-	  DATA(2048, 512), DATA(3072, 512), DATA(4096, 512), DATA(5120, 512),
-	  DATA(6144, 512), DATA(7168, 512), DATA(8192, 512),
+	{ "more gaps than ranges, not whole sectors", { { DATA(0, 256),
+	  DATA(1024, 256), DATA(2048, 256), DATA(3072, 256), DATA(4096, 256),
+	  DATA(5120, 256), DATA(6144, 256), DATA(7168, 256), DATA(8192, 256),
 	  DATA_DONE(9216, 4 * K4 - 9216) } }, SR_VIOLATION },
+	{ "more gaps than ranges: a bitmap, then an overlap", { { DATA(0, 512),
+	  DATA(1024, 512), DATA(2048, 512), DATA(3072, 512), DATA(4096, 512),
+	  DATA(5120, 512), DATA(6144, 512), DATA(7168, 512), DATA(8192, 512),
+	  HOLE(1024, 1024), NONE_DONE } }, SR_VIOLATION },
 	{ "chunk after DONE", { { DATA_DONE(0, 4 * K4), NONE_DONE } },
 	  SR_LATE },
 	{ "tcp: overlapping chunks, 7-byte writes", { { DATA(0, 2 * K4),

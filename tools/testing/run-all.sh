@@ -39,7 +39,7 @@ PARALLEL=${NBD_PARALLEL:-2}
 # Seconds per selftest on the debug kernel (CI, two VMs side by side).
 DEBUG_SECONDS="nbd_races=360 nbd_server_restart=412 nbd_timeout=376
 nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
-nbd_tcp=214 nbd_teardown=196 nbd_hostile=300 nbd_kunit=275
+nbd_tcp=214 nbd_teardown=196 nbd_hostile=330 nbd_kunit=275
 nbd_disconnect_busy=164 nbd_errno=162 nbd_readonly=154 nbd_qemu=143
 nbd_multiconn=142 nbd_modprobe_race=137 nbd_soft_disconnect=114
 nbd_discard=101 nbd_perm=58"
@@ -142,7 +142,8 @@ kernel_vm() {
 		      --env NBD_TCP_REGION_MB=2 --env NBD_TCP_SEQ_MB=4
 		      --env NBD_RACE_ROUNDS=10 --env NBD_CLEAR_SOCK_COUNT=300
 		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
-		      --env NBD_RESTART_SHORT=1)
+		      --env NBD_RESTART_SHORT=1
+		      --env NBD_HOSTILE_SR_BAD=sr-overlap,sr-done-early)
 	fi
 	# A kernel with KUnit built the test module too: run it there.
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko

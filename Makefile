@@ -6,6 +6,7 @@
 #   make KDIR=/path/to/build  build against another kernel's build tree
 #   make install              install to /lib/modules/<release>/updates
 #   make check                run every test (VMs on 6.1, 6.12, debug; KUnit)
+#   make check-long           the same with the long versions of some suites
 #   make demo                 attach /dev/nbd0 in a VM and use it
 #   make firstrun             test setup.sh and the first-run paths (no VM)
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
@@ -61,6 +62,10 @@ setup:
 check: setup
 	tools/testing/run-all.sh
 
+# The same with the long versions of the shortened suites (over an hour).
+check-long: setup
+	NBD_LONG=1 tools/testing/run-all.sh
+
 demo:
 	tools/testing/demo.sh --kernel $(KERNEL)
 
@@ -93,5 +98,5 @@ bench:
 bench-sr:
 	tools/testing/bench/bench-sr.sh $(BENCH_SR_ARGS)
 
-.PHONY: all modules clean install setup check demo firstrun kunit \
+.PHONY: all modules clean install setup check check-long demo firstrun kunit \
 	kunit-coverage debug-kernel bench bench-sr

@@ -24,6 +24,9 @@
 #   NBD_FIRSTRUN_TESTS=1          0: skip the first-run tests
 #   NBD_TESTS="nbd_dd ..."        run only these selftests
 #   NBD_PARALLEL=2                jobs at once
+#   NBD_LONG=0                    1: the full server restart cycle, 5000
+#                                 NBD_CLEAR_SOCK and every hostile mode
+#                                 on 6.1 and 6.12 (make check-long)
 #   NBD_DEBUG_SKIP="nbd_dd|..."   selftests the debug kernel leaves out
 #                                 (an extended regex; "" runs them all)
 #   NBD_RESULTS=DIR               where logs go (default: /var/cache/nbd-dev/results)
@@ -36,6 +39,7 @@ KUNIT=${NBD_KUNIT:-1}
 RESULTS=${NBD_RESULTS:-/var/cache/nbd-dev/results}
 TESTS=${NBD_TESTS:-}
 PARALLEL=${NBD_PARALLEL:-2}
+LONG=${NBD_LONG:-0}
 # Seconds per selftest on the debug kernel (CI, two VMs side by side).
 DEBUG_SECONDS="nbd_races=360 nbd_server_restart=412 nbd_timeout=376
 nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
@@ -144,6 +148,13 @@ kernel_vm() {
 		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
 		      --env NBD_RESTART_SHORT=1
 		      --env NBD_HOSTILE_SR_BAD=sr-overlap,sr-done-early)
+	elif [ "$LONG" != 1 ]; then
+		# Within CI's hour: the short server restart cycle and 2000
+		# NBD_CLEAR_SOCK on 6.1 and 6.12 too; make check-long
+		# (NBD_LONG=1) runs the full ones (and every hostile mode).
+		slow=(--env NBD_RESTART_SHORT=1 --env NBD_CLEAR_SOCK_COUNT=2000)
+	else
+		slow=(--env NBD_HOSTILE_ALL=1)
 	fi
 	# A kernel with KUnit built the test module too: run it there.
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko

@@ -758,10 +758,13 @@ hostile_start()
 	bin=$(hostile_server_bin) || { echo "# cannot build nbd_hostile_server"; return 1; }
 	rm -f "$pidf"
 	"$bin" --socket "$(nbd_sock "$name")" --pidfile "$pidf" \
-		--log "$NBD_TMP/$name.log" "$@" >/dev/null 2>&1 &
+		--log "$NBD_TMP/$name.log" "$@" >"$NBD_TMP/$name.err" 2>&1 &
 	pid=$!
 	track_pid "$pid"
-	if ! wait_for 20 test -s "$pidf" || ! kill -0 "$pid" 2>/dev/null; then
+	# Filling its memory with the pattern takes seconds on a loaded
+	# debug kernel (a page fault per page under KASAN and TCG).
+	if ! wait_for 90 test -s "$pidf" || ! kill -0 "$pid" 2>/dev/null; then
+		ktap_info_file "$NBD_TMP/$name.err"
 		echo "# nbd_hostile_server $* did not start:"
 		ktap_info_file "$NBD_TMP/$name.log"
 		return 1

@@ -264,6 +264,14 @@ kunit_job() {
 	echo "# kunit: $((SECONDS - t0)) s"
 }
 
+# nbd_hostile_server, built once here (the guests see this tree), not in
+# every VM that needs it (10-20 s under TCG); lib.sh builds it in the
+# guest when this copy is missing or older than its source.
+SELFTESTS="$REPO/tools/testing/selftests/nbd"
+${CC:-cc} -O2 -Wall -Wextra -o "$SELFTESTS/nbd_hostile_server" \
+	"$SELFTESTS/nbd_hostile_server.c" >"$RESULTS/hostile-server-cc.log" 2>&1 ||
+	echo "# nbd_hostile_server did not build on the host (the VMs build it): $RESULTS/hostile-server-cc.log"
+
 # The debug kernel is built before any job: it keeps both cores busy for
 # ten minutes or more the first time (then only when its config or
 # script change).

@@ -226,8 +226,10 @@ static void nbd_trace_sent(struct nbd_cmd *cmd)
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 
 	/* as upstream: "payload sent" once all of a request is out */
-	trace_nbd_header_sent(rq, nbd_cmd_cookie(cmd));
-	trace_nbd_payload_sent(rq, nbd_cmd_cookie(cmd));
+	if (trace_nbd_header_sent_enabled())
+		trace_nbd_header_sent(rq, nbd_cmd_cookie(cmd));
+	if (trace_nbd_payload_sent_enabled())
+		trace_nbd_payload_sent(rq, nbd_cmd_cookie(cmd));
 }
 
 static int nbd_send_queued(struct nbd_conn *conn, bool nonblock)
@@ -330,14 +332,25 @@ static struct request *nbd_cookie_to_rq(struct nbd_device *nbd, u64 cookie)
 				blk_mq_unique_tag_to_tag(unique));
 }
 
+/* A request on the wire of @conn was claimed: one fewer in flight. */
+static void nbd_rx_claimed(struct nbd_conn *conn)
+{
+	atomic_dec(&conn->inflight);
+	smp_mb__after_atomic();	/* see nbd_conn_drained() */
+	conn->replies_received++;
+}
+
 /*
  * The request a reply names, checked: it must be on the wire on this
  * connection in the transmission the cookie names.  Return it, or NULL
  * (after saying why).  Only this connection's receiver changes the state
  * of a request that is on the wire on it, so the request stays so until
- * the receiver claims it (nbd_rx_claim()) or the connection dies.
+ * the receiver claims it (nbd_rx_claim(), or here with @claim: in the
+ * same critical section, for a simple reply to a session without
+ * structured replies) or the connection dies.
  */
-static struct nbd_cmd *nbd_rx_lookup(struct nbd_conn *conn, u64 cookie)
+static struct nbd_cmd *nbd_rx_lookup(struct nbd_conn *conn, u64 cookie,
+				     bool claim)
 {
 	struct request *rq = nbd_cookie_to_rq(conn->nbd, cookie);
 	const char *why = NULL;
@@ -356,6 +369,8 @@ static struct nbd_cmd *nbd_rx_lookup(struct nbd_conn *conn, u64 cookie)
 		why = "request was sent on another connection";
 	else if (cmd->gen != nbd_cookie_gen(cookie))
 		why = "stale generation";
+	else if (claim)
+		WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 	spin_unlock_bh(&cmd->lock);
 
 	if (why) {
@@ -363,6 +378,8 @@ static struct nbd_cmd *nbd_rx_lookup(struct nbd_conn *conn, u64 cookie)
 			     cookie, why);
 		return NULL;
 	}
+	if (claim)
+		nbd_rx_claimed(conn);
 	return cmd;
 }
 
@@ -372,9 +389,7 @@ static void nbd_rx_claim(struct nbd_conn *conn, struct nbd_cmd *cmd)
 	spin_lock_bh(&cmd->lock);
 	WRITE_ONCE(cmd->state, NBD_CMD_IDLE);
 	spin_unlock_bh(&cmd->lock);
-	atomic_dec(&conn->inflight);
-	smp_mb__after_atomic();	/* see nbd_conn_drained() */
-	conn->replies_received++;
+	nbd_rx_claimed(conn);
 }
 
 /*
@@ -435,8 +450,9 @@ static int nbd_rx_reply_done(struct nbd_conn *conn, struct nbd_cmd *cmd,
 			     blk_status_t status, bool retry)
 {
 	/* as upstream: "payload received" once any reply is complete */
-	trace_nbd_payload_received(blk_mq_rq_from_pdu(cmd),
-				   nbd_cmd_cookie(cmd));
+	if (trace_nbd_payload_received_enabled())
+		trace_nbd_payload_received(blk_mq_rq_from_pdu(cmd),
+					   nbd_cmd_cookie(cmd));
 	nbd_rx_want_hdr(conn);
 	nbd_cmd_finish(cmd, status, retry);
 	return nbd_conn_drained(conn) ? -ESHUTDOWN : 0;
@@ -476,7 +492,8 @@ static int nbd_rx_simple_done(struct nbd_conn *conn)
 	u64 cookie;
 
 	nbd_decode_simple_reply(&conn->rx_hdr.simple, &cookie, &error);
-	cmd = nbd_rx_lookup(conn, cookie);
+	/* Without structured replies: claimed at once, as it always was. */
+	cmd = nbd_rx_lookup(conn, cookie, !conn->config->structured);
 	if (!cmd)
 		return -EPROTO;
 	if (conn->config->structured) {
@@ -494,8 +511,8 @@ static int nbd_rx_simple_done(struct nbd_conn *conn)
 				     cookie);
 			return -EPROTO;
 		}
+		nbd_rx_claim(conn, cmd);
 	}
-	nbd_rx_claim(conn, cmd);
 	rq = blk_mq_rq_from_pdu(cmd);
 	trace_nbd_header_received(rq, cookie);
 
@@ -558,7 +575,7 @@ static int nbd_rx_chunk_hdr_done(struct nbd_conn *conn)
 	struct nbd_cmd *cmd;
 
 	nbd_decode_chunk_hdr(&conn->rx_hdr.chunk, c);
-	cmd = nbd_rx_lookup(conn, c->cookie);
+	cmd = nbd_rx_lookup(conn, c->cookie, false);
 	if (!cmd)
 		return -EPROTO;
 	conn->rx_sr_cmd = cmd;

@@ -57,6 +57,7 @@ DEFINE_SHOW_ATTRIBUTE(nbd_dbg_timeout);
 static int nbd_dbg_protocol_show(struct seq_file *s, void *unused)
 {
 	struct nbd_config *config = s->private;
+	unsigned int i;
 
 	seq_printf(s, "replies: %s\n",
 		   config->structured ? "structured" : "simple");
@@ -66,6 +67,8 @@ static int nbd_dbg_protocol_show(struct seq_file *s, void *unused)
 			   config->max_payload);
 	else
 		seq_puts(s, "block_size_constraints: none\n");
+	for (i = 0; i < config->num_conns; i++)
+		seq_printf(s, "conn%u: tls: %s\n", i, config->conns[i]->tls_desc);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nbd_dbg_protocol);

@@ -709,7 +709,8 @@ static int nbd_sock_busy(struct nbd_device *nbd,
  * @extack: netlink extended ack, or NULL
  *
  * Return: 0 for a connected TCP or UNIX stream socket no other kernel
- * user owns, else -EINVAL, -ENOTCONN or -EBUSY with a message.
+ * user owns, plain or with kernel TLS set up both ways, else -EINVAL,
+ * -ENOTCONN or -EBUSY with a message.
  */
 int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 		   struct netlink_ext_ack *extack)
@@ -733,7 +734,7 @@ int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 	}
 	if (READ_ONCE(sk->sk_user_data))
 		return nbd_sock_busy(nbd, extack);
-	return 0;
+	return nbd_tls_sock_check(nbd, sock, extack);
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_check_sock);
 

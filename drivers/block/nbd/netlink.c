@@ -52,7 +52,8 @@ static const struct nla_policy nbd_ext_policy[NBD_EXT_MAX + 1] = {
 };
 
 #define NBD_EXT_FEATURES_SUPPORTED \
-	(NBD_EXT_FEAT_STRUCTURED_REPLY | NBD_EXT_FEAT_BLOCK_SIZE)
+	(NBD_EXT_FEAT_STRUCTURED_REPLY | NBD_EXT_FEAT_BLOCK_SIZE | \
+	 NBD_EXT_FEAT_KTLS)
 
 static struct genl_family nbd_genl_family;
 

@@ -1000,6 +1000,8 @@ static int nbd_rx_recvmsg(struct nbd_conn *conn)
 		msg = (struct msghdr){ .msg_flags = MSG_NOSIGNAL };
 		msg.msg_iter = conn->rx_iter;
 		ret = sock_recvmsg(conn->sock, &msg, MSG_NOSIGNAL);
+		if (ret < 0 && conn->rx_tls)
+			return nbd_tls_rx_error(conn, ret);
 		if (ret <= 0)
 			return ret ? ret : -ECONNRESET;
 		conn->rx_iter = msg.msg_iter;
@@ -1142,7 +1144,7 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 	cancel_work(&conn->recv_work);
 
 	/* -ESHUTDOWN: a soft disconnect is complete, nothing to report */
-	if (nbd_conn_alive(conn) && ret != -ESHUTDOWN &&
+	if (nbd_conn_alive(conn) && ret != -ESHUTDOWN && !conn->rx_told &&
 	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
 		if (ret == -ECONNRESET)
 			dev_warn(nbd_to_dev(nbd),
@@ -1208,7 +1210,7 @@ static void nbd_recv_work(struct work_struct *work)
 /*
  * Replies are parsed in place from the socket's buffers on plain TCP
  * only: a ULP (kernel TLS) may leave the TCP read_sock in place, which
- * would hand over the raw stream.
+ * would hand over the raw stream (see tls.c).
  */
 static bool nbd_sock_parses_in_place(struct socket *sock)
 {
@@ -1354,6 +1356,9 @@ void nbd_conn_destroy(struct nbd_conn *conn)
 void nbd_conn_start(struct nbd_conn *conn)
 {
 	conn->rx_read_sock = nbd_sock_parses_in_place(conn->sock);
+	conn->rx_tls = nbd_tls_sock_active(conn->sock);
+	conn->rx_told = false;
+	nbd_tls_describe(conn->sock, conn->tls_desc, sizeof(conn->tls_desc));
 	nbd_rx_want_hdr(conn);
 	conn->rx_err = 0;
 	if (conn->rx_read_sock) {

@@ -66,6 +66,10 @@ enum {
  *	place), with a rescuer of its own; NULL for TCP
  * @rx_read_sock: parse the socket's buffers in place (plain TCP), from
  *	the socket's callbacks
+ * @rx_tls: the socket carries kernel TLS (tls.c): records other than
+ *	data are named when recvmsg stops at one
+ * @rx_told: the receiver has logged why the connection failed
+ * @tls_desc: the socket's TLS version and cipher, or "none", for debugfs
  * @rx_data_ready: the socket's data_ready callback before ours, or NULL
  * @rx_state_change: the same for state_change
  * @rx_state: what the parser reads now (enum nbd_rx_state)
@@ -125,6 +129,9 @@ struct nbd_conn {
 	struct work_struct recv_work;
 	struct workqueue_struct *rx_wq;
 	bool rx_read_sock;
+	bool rx_tls;
+	bool rx_told;
+	char tls_desc[48];
 	void (*rx_data_ready)(struct sock *sk);
 	void (*rx_state_change)(struct sock *sk);
 	u8 rx_state;
@@ -196,5 +203,15 @@ bool nbd_conn_drain(struct nbd_conn *conn, bool requeue);
 void nbd_conn_fail(struct nbd_conn *conn, int err);
 void nbd_conn_sync(struct nbd_conn *conn);
 int nbd_conn_replace_socket(struct nbd_conn *conn, struct socket *sock);
+
+/* tls.c: kernel TLS sockets */
+struct netlink_ext_ack;
+int nbd_tls_sock_check(struct nbd_device *nbd, struct socket *sock,
+		       struct netlink_ext_ack *extack);
+bool nbd_tls_sock_active(struct socket *sock);
+void nbd_tls_describe(struct socket *sock, char *buf, size_t size);
+int nbd_tls_rx_error(struct nbd_conn *conn, int ret);
+int nbd_tls_record_verdict(u8 type, const u8 *data, size_t len, char *buf,
+			   size_t size);
 
 #endif /* _NBD_TRANSPORT_H */

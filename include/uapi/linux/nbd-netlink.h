@@ -87,6 +87,12 @@ enum {
 /* NBD_EXT_FEATURES */
 #define NBD_EXT_FEAT_STRUCTURED_REPLY	(1ULL << 0)	/* REPLY_MODE 1 */
 #define NBD_EXT_FEAT_BLOCK_SIZE		(1ULL << 1)	/* BLOCK_MIN... */
+/*
+ * Kernel TLS sockets: records other than data (alerts, post-handshake
+ * messages) end the connection with a log line naming them, instead of
+ * an I/O error; half-configured kTLS sockets are refused.
+ */
+#define NBD_EXT_FEAT_KTLS		(1ULL << 2)
 
 /*
  * This is the format for multiple sockets with NBD_ATTR_SOCKETS

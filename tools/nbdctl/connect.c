@@ -327,6 +327,7 @@ struct connect_opts {
 	bool no_structured;
 	unsigned int hs_timeout;
 	struct nbd_hs_opts hs;		/* what the module can take */
+	struct nbd_tls_opts tls;	/* TLS options (hs.tls points here) */
 	bool ext;			/* the module takes NBD_ATTR_EXT */
 };
 
@@ -401,7 +402,7 @@ static void connect_usage(FILE *f)
 "       nbdctl connect HOST [PORT] [DEVICE] [options]\n"
 "       nbdctl connect --unix PATH [DEVICE] [options]\n"
 "\n"
-"URI: nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH\n"
+"URI: nbd[s]://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH\n"
 "DEVICE: /dev/nbdN, nbdN (default: the first free device)\n"
 "\n"
 "  -N, --name EXPORT          export name (overrides the URI's)\n"
@@ -419,7 +420,11 @@ static void connect_usage(FILE *f)
 "  -p, --persist              stay resident and reconnect dead connections\n"
 "  -f, --foreground           with --persist: do not detach, log to stderr\n"
 "      --handshake-timeout S  give up on a silent server after S s (30)\n"
-"      --no-structured-replies  ask the server for simple replies only\n",
+"      --no-structured-replies  ask the server for simple replies only\n"
+"\n"
+"TLS (nbds://HOST/EXPORT or --tls): the handshake runs in nbdctl, then the\n"
+"session's keys go to kernel TLS on the socket (TCP only):\n"
+NBD_TLS_USAGE,
 		PERSIST_DEFAULT_DEAD);
 }
 
@@ -452,6 +457,7 @@ static const struct option connect_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 	{ "no-structured-replies", no_argument, NULL, OPT_NO_SR },
+	NBD_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ }
 };
@@ -536,6 +542,8 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 			connect_usage(stdout);
 			exit(NBDCTL_EXIT_OK);
 		default:
+			if (nbd_tls_option(c, optarg, &o->tls))
+				break;
 			connect_usage(stderr);
 			return NBDCTL_EXIT_USAGE;
 		}
@@ -593,10 +601,16 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 		nbdctl_err("%s", err);
 		return NBDCTL_EXIT_USAGE;
 	}
-	if (o->uri.tls) {
-		nbdctl_err("TLS (nbds://) is not supported yet");
+	ret = nbd_tls_finish(&o->tls, &o->uri);
+	if (ret >= 0)
+		return ret;
+	if (o->tls.enabled && o->uri.socket) {
+		nbdctl_err("kernel TLS works on TCP sockets only, and %s is a UNIX socket: use nbds://HOST:PORT/EXPORT (nbdctl info and list-exports do speak TLS over UNIX sockets)",
+			   o->uri.socket);
 		return NBDCTL_EXIT_USAGE;
 	}
+	o->hs.tls = &o->tls;
+	o->hs.for_kernel = true;
 	if (o->persist && !o->set_dead_timeout) {
 		o->dead_timeout = PERSIST_DEFAULT_DEAD;
 		o->set_dead_timeout = true;
@@ -632,6 +646,8 @@ static int probe_module(struct nbdnl *nl, struct connect_opts *o)
 	o->hs.block_size = feat & NBD_EXT_FEAT_BLOCK_SIZE;
 	if (!o->ext)
 		nbdctl_warn("the loaded nbd module does not support structured replies or block size constraints (the stock module?): using simple replies and not asking for the server's block sizes");
+	if (!(feat & NBD_EXT_FEAT_KTLS) && o->tls.enabled)
+		nbdctl_warn("the loaded nbd module does not know kernel TLS (the stock module?): data records pass through it, but a TLS alert, key update or session ticket from the server kills its connection with an I/O error; this project's nbd.ko names them and reconnects with --persist");
 	else if (nbdctl_verbose)
 		nbdctl_info("nbd module %s: features 0x%llx", version,
 			    (unsigned long long)feat);
@@ -807,6 +823,8 @@ int cmd_connect(int argc, char **argv)
 	       index, sz, (unsigned long long)size, bs, o.connections,
 	       o.connections == 1 ? "" : "s", uri_text ? uri_text : "");
 	nbdctl_info("flags: %s", flags);
+	if (ex.tls[0])
+		printf("/dev/nbd%d: kernel TLS: %s\n", index, ex.tls);
 	protocol_text(&ex, sz2, sizeof(sz2));
 	nbdctl_info("protocol: %s", sz2);
 	fflush(stdout);

@@ -86,6 +86,7 @@ struct conn {
 	bool in_options;	/* option haggling: NBD_OPT_ABORT is allowed */
 	bool block_size_refused; /* GO may not ask for NBD_INFO_BLOCK_SIZE */
 	bool transmitting;	/* past GO/EXPORT_NAME: leave with DISC */
+	struct nbd_tls *tls;	/* after NBD_OPT_STARTTLS: the session */
 };
 
 struct reply {
@@ -242,10 +243,36 @@ static void io_error(struct conn *c, int e, bool sending)
 	}
 }
 
+/* A failed read or write of the TLS session as a sentence. */
+static void tls_io_error(struct conn *c, int rc, bool sending)
+{
+	if (nbd_tls_is_timeout(rc))
+		io_error(c, EAGAIN, sending);
+	else
+		set_err(c, "cannot %s the server over TLS: %s",
+			sending ? "send to" : "read from",
+			nbd_tls_strerror(c->tls, rc));
+}
+
 static int recv_full(struct conn *c, void *buf, size_t len)
 {
 	size_t done = 0;
 
+	while (c->tls && done < len) {
+		ssize_t n = nbd_tls_recv(c->tls, (char *)buf + done,
+					 len - done);
+
+		if (n > 0) {
+			done += (size_t)n;
+		} else if (n == 0) {
+			c->eof = true;
+			set_err(c, "the server closed the connection during the handshake");
+			return -1;
+		} else {
+			tls_io_error(c, (int)n, false);
+			return -1;
+		}
+	}
 	while (done < len) {
 		ssize_t n = recv(c->fd, (char *)buf + done, len - done, 0);
 
@@ -266,7 +293,14 @@ static int recv_full(struct conn *c, void *buf, size_t len)
 static int send_full(struct conn *c, const void *buf, size_t len)
 {
 	size_t done = 0;
+	int rc;
 
+	if (c->tls) {
+		rc = nbd_tls_send(c->tls, buf, len);
+		if (rc)
+			tls_io_error(c, rc, true);
+		return rc ? -1 : 0;
+	}
 	while (done < len) {
 		ssize_t n = send(c->fd, (const char *)buf + done, len - done,
 				 MSG_NOSIGNAL);
@@ -460,7 +494,11 @@ static void reply_error(struct conn *c, const struct reply *r,
 			opt);
 		break;
 	case NBD_REP_ERR_TLS_REQD:
-		set_err(c, "the server requires TLS, which nbdctl does not support yet");
+		if (c->tls)
+			set_err(c, "the server requires TLS for %s even over TLS",
+				opt);
+		else
+			set_err(c, "the server requires TLS: use an nbds:// URI or --tls, with --tls-certificates, --cacert or --tls-psk");
 		break;
 	case NBD_REP_ERR_UNKNOWN:
 		set_err(c, "the server has no export \"%s\"", name);
@@ -790,6 +828,50 @@ static int opt_structured_reply(struct conn *c, struct nbd_export *ex)
 	return 0;
 }
 
+/*
+ * NBD_OPT_STARTTLS, then the TLS handshake: from then on every option
+ * goes through c->tls.  The spec wipes what was negotiated before, and
+ * nothing was.
+ */
+static int opt_starttls(struct conn *c, const struct nbd_tls_opts *tls)
+{
+	struct reply r;
+
+	if (send_option(c, NBD_OPT_STARTTLS, NULL, 0) ||
+	    read_reply(c, NBD_OPT_STARTTLS, &r))
+		return -1;
+	if (r.type == NBD_REP_ERR_UNSUP || r.type == NBD_REP_ERR_POLICY) {
+		set_err(c, "the server does not offer TLS (it refused NBD_OPT_STARTTLS%s): connect without --tls or nbds://",
+			r.type == NBD_REP_ERR_POLICY ? " by policy" : "");
+		if (r.len) {
+			char msg[SHOWN_MAX + 4];
+
+			printable(msg, sizeof(msg), r.data, r.len);
+			add_err(c, " (the server says: %s)", msg);
+		}
+		reply_free(&r);
+		return -1;
+	}
+	if (r.type & NBD_REP_FLAG_ERROR) {
+		reply_error(c, &r, NULL);
+		reply_free(&r);
+		return -1;
+	}
+	if (r.type != NBD_REP_ACK || r.len) {
+		set_err(c, "the server sent an unexpected reply (type %u, %u bytes) to NBD_OPT_STARTTLS",
+			r.type, r.len);
+		reply_free(&r);
+		return -1;
+	}
+	reply_free(&r);
+	c->tls = nbd_tls_start(c->fd, tls, c->err, c->errlen);
+	if (!c->tls) {
+		c->in_options = false;	/* no ABORT in a broken session */
+		return -1;
+	}
+	return 0;
+}
+
 /* GO or INFO with the EXPORT_NAME fallback; the common part. */
 static int negotiate(struct conn *c, uint32_t opt, const char *name,
 		     const struct nbd_hs_opts *o, struct nbd_export *ex)
@@ -802,6 +884,11 @@ static int negotiate(struct conn *c, uint32_t opt, const char *name,
 	c->block_size_refused = !o->block_size;
 	if (check_name(c, name) || handshake_start(c))
 		return -1;
+	if (o->tls && o->tls->enabled) {
+		if (opt_starttls(c, o->tls))
+			return -1;
+		nbd_tls_describe(c->tls, ex->tls, sizeof(ex->tls));
+	}
 	if (o->structured_replies && opt_structured_reply(c, ex))
 		return -1;
 	ret = opt_go_info(c, opt, name, ex);
@@ -816,7 +903,13 @@ static int negotiate(struct conn *c, uint32_t opt, const char *name,
 		return 0;
 	}
 	if (ret > 0) {
+		/* what came before GO still holds with EXPORT_NAME */
+		bool structured = ex->structured;
+
 		nbd_export_free(ex);
+		ex->structured = structured;
+		if (c->tls)
+			nbd_tls_describe(c->tls, ex->tls, sizeof(ex->tls));
 		return opt_export_name(c, name, ex);
 	}
 	return -1;
@@ -942,9 +1035,13 @@ int nbd_negotiate(int fd, const char *export_name,
 
 	if (negotiate(&c, NBD_OPT_GO, export_name, o, ex)) {
 		send_abort(&c);
-		nbd_export_free(ex);
-		return -1;
+		goto fail;
 	}
+	if (c.tls && o->for_kernel &&
+	    nbd_tls_to_kernel(c.tls, fd, err, errlen))
+		goto fail;
+	nbd_tls_free(c.tls);
+	c.tls = NULL;
 	if (set_timeouts(fd, 0)) {
 		set_err(&c, "cannot clear the socket timeouts: %s",
 			strerror(errno));
@@ -952,22 +1049,29 @@ int nbd_negotiate(int fd, const char *export_name,
 		return -1;
 	}
 	return 0;
+fail:
+	nbd_tls_free(c.tls);
+	nbd_export_free(ex);
+	return -1;
 }
 
 /**
  * nbd_query() - what the server says about an export; nothing attached.
  * @fd: from nbd_dial(); the caller closes it.
  * @export_name: the export ("" or NULL: the default one).
+ * @tls: TLS to start first, or NULL.
  * @ex: filled in; free with nbd_export_free() on success.
  * @err: a sentence on failure.
  * @errlen: size of @err.
  *
  * Return: 0, or -1.
  */
-int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
+int nbd_query(int fd, const char *export_name,
+	      const struct nbd_tls_opts *tls, struct nbd_export *ex,
 	      char *err, size_t errlen)
 {
-	static const struct nbd_hs_opts all = {
+	const struct nbd_hs_opts all = {
+		.tls = tls,
 		.structured_replies = true,
 		.block_size = true,
 	};
@@ -975,6 +1079,7 @@ int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
 
 	if (negotiate(&c, NBD_OPT_INFO, export_name, &all, ex)) {
 		send_abort(&c);
+		nbd_tls_free(c.tls);
 		nbd_export_free(ex);
 		return -1;
 	}
@@ -982,12 +1087,14 @@ int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
 		send_disc(&c);
 	else
 		send_abort(&c);
+	nbd_tls_free(c.tls);
 	return 0;
 }
 
 /**
  * nbd_list() - the server's exports.
  * @fd: from nbd_dial(); the caller closes it.
+ * @tls: TLS to start first, or NULL.
  * @cb: called with each export's name and description ("" if none);
  *	a non-zero return stops the walk.
  * @arg: passed to @cb.
@@ -996,14 +1103,19 @@ int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
  *
  * Return: 0, or -1.
  */
-int nbd_list(int fd, int (*cb)(void *arg, const char *name, const char *desc),
+int nbd_list(int fd, const struct nbd_tls_opts *tls,
+	     int (*cb)(void *arg, const char *name, const char *desc),
 	     void *arg, char *err, size_t errlen)
 {
 	struct conn c = { .fd = fd, .err = err, .errlen = errlen };
 	struct reply r;
 	int ret = -1;
 
-	if (handshake_start(&c) || send_option(&c, NBD_OPT_LIST, NULL, 0))
+	if (handshake_start(&c))
+		goto out;
+	if (tls && tls->enabled && opt_starttls(&c, tls))
+		goto out;
+	if (send_option(&c, NBD_OPT_LIST, NULL, 0))
 		goto out;
 	for (;;) {
 		uint32_t nlen;
@@ -1064,6 +1176,7 @@ int nbd_list(int fd, int (*cb)(void *arg, const char *name, const char *desc),
 	}
 out:
 	send_abort(&c);
+	nbd_tls_free(c.tls);
 	return ret;
 }
 

@@ -30,6 +30,7 @@ static const struct option info_options[] = {
 	{ "unix", required_argument, NULL, OPT_UNIX },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "json", no_argument, NULL, OPT_JSON },
+	NBD_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -39,12 +40,14 @@ static const struct option list_options[] = {
 	{ "unix", required_argument, NULL, OPT_UNIX },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "json", no_argument, NULL, OPT_JSON },
+	NBD_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct cmdline {
 	struct nbd_uri uri;
+	struct nbd_tls_opts tls;
 	unsigned int timeout;
 	bool json;
 };
@@ -57,13 +60,14 @@ static void usage_info(FILE *f)
 		"       nbdctl info [options] --unix PATH\n"
 		"\n"
 		"What the server says about an export; nothing is attached.\n"
-		"URI is nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH.\n"
+		"URI is nbd[s]://HOST[:PORT]/EXPORT or nbd[s]+unix:///EXPORT?socket=PATH.\n"
 		"\n"
 		"options:\n"
 		"  -N, --name EXPORT    the export (overrides the one in the URI)\n"
 		"      --unix PATH      the server's UNIX socket\n"
 		"      --timeout SECS   handshake timeout (default %d, 0: none)\n"
 		"      --json           print one JSON object\n"
+		NBD_TLS_USAGE
 		"  -h, --help           this text\n", DEFAULT_TIMEOUT);
 }
 
@@ -81,6 +85,7 @@ static void usage_list(FILE *f)
 		"      --unix PATH      the server's UNIX socket\n"
 		"      --timeout SECS   handshake timeout (default %d, 0: none)\n"
 		"      --json           print a JSON array\n"
+		NBD_TLS_USAGE
 		"  -h, --help           this text\n", DEFAULT_TIMEOUT);
 }
 
@@ -144,6 +149,8 @@ static int parse_cmdline(int argc, char **argv, bool is_info,
 				   argv[optind - 1], argv[0]);
 			return NBDCTL_EXIT_USAGE;
 		default:
+			if (nbd_tls_option(c, optarg, &cl->tls))
+				break;
 			if (optopt)
 				nbdctl_err("unknown option '-%c'; see 'nbdctl %s --help'",
 					   optopt, argv[0]);
@@ -197,12 +204,10 @@ static int parse_cmdline(int argc, char **argv, bool is_info,
 		nbdctl_err("%s", err);
 		return NBDCTL_EXIT_USAGE;
 	}
-	if (cl->uri.tls) {
-		nbdctl_err("TLS (nbds://) is not supported yet");
+	rc = nbd_tls_finish(&cl->tls, &cl->uri);
+	if (rc >= 0)
 		nbd_uri_free(&cl->uri);
-		return NBDCTL_EXIT_USAGE;
-	}
-	return -1;
+	return rc;
 }
 
 /* Length of the valid UTF-8 sequence at @s, or 0 if it is not one. */
@@ -353,6 +358,7 @@ static void print_info_text(const struct nbd_export *ex, const char *name)
 	}
 	printf("negotiated with: %s\n",
 	       ex->used_go ? "NBD_OPT_INFO" : "NBD_OPT_EXPORT_NAME");
+	printf("tls: %s\n", ex->tls[0] ? ex->tls : "no");
 }
 
 static void print_info_json(const struct nbd_export *ex, const char *name)
@@ -385,8 +391,13 @@ static void print_info_json(const struct nbd_export *ex, const char *name)
 		put_json_string(stdout, ex->description);
 	else
 		printf("null");
-	printf(", \"negotiated_with\": \"%s\"}\n",
+	printf(", \"negotiated_with\": \"%s\", \"tls\": ",
 	       ex->used_go ? "NBD_OPT_INFO" : "NBD_OPT_EXPORT_NAME");
+	if (ex->tls[0])
+		put_json_string(stdout, ex->tls);
+	else
+		printf("null");
+	printf("}\n");
 }
 
 static int finish_output(void)
@@ -422,7 +433,8 @@ int cmd_info(int argc, char **argv)
 		rc = NBDCTL_EXIT_SERVER;
 		goto out_uri;
 	}
-	if (nbd_query(fd, cl.uri.export_name, &ex, err, sizeof(err))) {
+	if (nbd_query(fd, cl.uri.export_name, &cl.tls, &ex, err,
+		      sizeof(err))) {
 		nbdctl_err("%s", err);
 		rc = NBDCTL_EXIT_SERVER;
 		goto out_close;
@@ -542,7 +554,7 @@ int cmd_list_exports(int argc, char **argv)
 		rc = NBDCTL_EXIT_SERVER;
 		goto out_uri;
 	}
-	if (nbd_list(fd, collect_export, &l, err, sizeof(err))) {
+	if (nbd_list(fd, &cl.tls, collect_export, &l, err, sizeof(err))) {
 		nbdctl_err("%s", err);
 		rc = NBDCTL_EXIT_SERVER;
 		goto out_free;

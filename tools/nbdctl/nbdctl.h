@@ -6,6 +6,7 @@
  *   main.c       command line, dispatch, messages (nbdctl_err...)
  *   uri.c        NBD URIs and HOST [PORT] / --unix targets
  *   handshake.c  dialing the server and the NBD handshake
+ *   tls.c        TLS: the GnuTLS handshake, then the keys to kernel TLS
  *   info.c       the info and list-exports commands
  *   netlink.c    the "nbd" generic netlink family (libnl-genl-3)
  *   connect.c    connect, disconnect, reconfigure, list, watch, persist
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Exit codes (documented in nbdctl.8) */
 #define NBDCTL_EXIT_OK		0	/* success */
@@ -45,7 +47,7 @@ extern int nbdctl_verbose;
 
 /* Where the server is. */
 struct nbd_uri {
-	bool tls;		/* nbds:// or nbds+unix:// (not supported yet) */
+	bool tls;		/* nbds:// or nbds+unix:// */
 	char *host;		/* TCP host name or address; NULL for UNIX */
 	char *port;		/* TCP port (service), NBD_DEFAULT_PORT if absent */
 	char *socket;		/* UNIX socket path; NULL for TCP */
@@ -85,10 +87,91 @@ struct nbd_export {
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY agreed */
 	bool block_size_requested;	/* GO asked for NBD_INFO_BLOCK_SIZE:
 					 * the client must keep to it */
+	char tls[400];			/* the TLS session, "" without TLS */
 };
+
+/* TLS: what to use and check (tls.c); all strings may be NULL. */
+struct nbd_tls_opts {
+	bool enabled;			/* --tls, or an nbds:// URI */
+	const char *certs_dir;		/* --tls-certificates DIR */
+	const char *cacert;		/* --cacert FILE */
+	const char *cert;		/* --cert FILE */
+	const char *key;		/* --key FILE */
+	const char *psk_file;		/* --tls-psk FILE (psktool's format) */
+	const char *username;		/* --tls-username (default: first) */
+	const char *hostname;		/* name to verify (default: URI host) */
+	const char *priority;		/* --tls-priority (GnuTLS syntax) */
+	bool insecure;			/* --tls-insecure: no verification */
+};
+
+/*
+ * TLS command line options, shared by connect, info and list-exports:
+ * NBD_TLS_LONG_OPTIONS goes into a struct option table; nbd_tls_option()
+ * takes getopt's value and returns 1 when it was one of them (0 if not,
+ * -1 after a message for a bad value).  nbd_tls_finish() checks the
+ * combination and fills in defaults from the URI (exit code, or -1 when
+ * all is well).  NBD_TLS_USAGE is the help text.
+ */
+enum {
+	NBD_TLS_OPT_TLS = 0x200,
+	NBD_TLS_OPT_CERTS,
+	NBD_TLS_OPT_CACERT,
+	NBD_TLS_OPT_CERT,
+	NBD_TLS_OPT_KEY,
+	NBD_TLS_OPT_PSK,
+	NBD_TLS_OPT_USERNAME,
+	NBD_TLS_OPT_HOSTNAME,
+	NBD_TLS_OPT_PRIORITY,
+	NBD_TLS_OPT_INSECURE,
+};
+
+#define NBD_TLS_LONG_OPTIONS						\
+	{ "tls", no_argument, NULL, NBD_TLS_OPT_TLS },			\
+	{ "tls-certificates", required_argument, NULL, NBD_TLS_OPT_CERTS }, \
+	{ "cacert", required_argument, NULL, NBD_TLS_OPT_CACERT },	\
+	{ "cert", required_argument, NULL, NBD_TLS_OPT_CERT },		\
+	{ "key", required_argument, NULL, NBD_TLS_OPT_KEY },		\
+	{ "tls-psk", required_argument, NULL, NBD_TLS_OPT_PSK },	\
+	{ "tls-username", required_argument, NULL, NBD_TLS_OPT_USERNAME }, \
+	{ "tls-hostname", required_argument, NULL, NBD_TLS_OPT_HOSTNAME }, \
+	{ "tls-priority", required_argument, NULL, NBD_TLS_OPT_PRIORITY }, \
+	{ "tls-insecure", no_argument, NULL, NBD_TLS_OPT_INSECURE }
+
+#define NBD_TLS_USAGE							\
+"      --tls                  TLS (implied by nbds:// URIs)\n"		\
+"      --tls-certificates DIR X.509 files in nbdkit's layout: ca-cert.pem,\n" \
+"                             client-cert.pem and client-key.pem\n"	\
+"      --cacert FILE          CA certificates to trust (default: the system's)\n" \
+"      --cert FILE, --key FILE  a client certificate and its key\n"	\
+"      --tls-psk FILE         a pre-shared key file in psktool's format\n" \
+"      --tls-username NAME    the PSK identity (default: the file's first)\n" \
+"      --tls-hostname NAME    the name the certificate must carry\n"	\
+"                             (default: the URI's host)\n"		\
+"      --tls-priority STRING  GnuTLS priority string (ciphers, versions)\n" \
+"      --tls-insecure         do not verify the server's certificate\n"
+
+struct nbd_uri;
+int nbd_tls_option(int opt, const char *arg, struct nbd_tls_opts *o);
+int nbd_tls_finish(struct nbd_tls_opts *o, const struct nbd_uri *u);
+
+/* tls.c: one TLS session during the handshake */
+struct nbd_tls;
+struct nbd_tls *nbd_tls_start(int fd, const struct nbd_tls_opts *o,
+			      char *err, size_t errlen);
+void nbd_tls_free(struct nbd_tls *t);
+int nbd_tls_send(struct nbd_tls *t, const void *buf, size_t len);
+ssize_t nbd_tls_recv(struct nbd_tls *t, void *buf, size_t len);
+const char *nbd_tls_strerror(struct nbd_tls *t, int rc);
+bool nbd_tls_is_timeout(int rc);
+void nbd_tls_describe(struct nbd_tls *t, char *buf, size_t len);
+int nbd_tls_to_kernel(struct nbd_tls *t, int fd, char *err, size_t errlen);
+int nbd_tls_psk_line(char *line, char **user, char **key);
 
 /* What to ask for in the handshake besides the export. */
 struct nbd_hs_opts {
+	const struct nbd_tls_opts *tls;	/* NBD_OPT_STARTTLS first, or NULL */
+	bool for_kernel;		/* GO: the socket goes to the kernel,
+					 * with TLS moved to kernel TLS */
 	bool structured_replies;	/* NBD_OPT_STRUCTURED_REPLY */
 	bool block_size;		/* NBD_INFO_BLOCK_SIZE in NBD_OPT_GO:
 					 * only when the kernel keeps to it */
@@ -125,14 +208,16 @@ int nbd_negotiate(int fd, const char *export_name,
  * NBD_OPT_ABORT: nothing is attached (falls back to EXPORT_NAME + a
  * NBD_CMD_DISC when the server has no INFO/GO).  The caller closes @fd.
  */
-int nbd_query(int fd, const char *export_name, struct nbd_export *ex,
+int nbd_query(int fd, const char *export_name,
+	      const struct nbd_tls_opts *tls, struct nbd_export *ex,
 	      char *err, size_t errlen);
 
 /*
  * nbd_list() - NBD_OPT_LIST then NBD_OPT_ABORT; @cb is called for each
  * export (description may be ""), and a non-zero return stops the walk.
  */
-int nbd_list(int fd, int (*cb)(void *arg, const char *name, const char *desc),
+int nbd_list(int fd, const struct nbd_tls_opts *tls,
+	     int (*cb)(void *arg, const char *name, const char *desc),
 	     void *arg, char *err, size_t errlen);
 
 /*

@@ -271,6 +271,11 @@ SELFTESTS="$REPO/tools/testing/selftests/nbd"
 ${CC:-cc} -O2 -Wall -Wextra -o "$SELFTESTS/nbd_hostile_server" \
 	"$SELFTESTS/nbd_hostile_server.c" >"$RESULTS/hostile-server-cc.log" 2>&1 ||
 	echo "# nbd_hostile_server did not build on the host (the VMs build it): $RESULTS/hostile-server-cc.log"
+# nbd_tls_peer (GnuTLS) the same way, for nbd_tls.
+${CC:-cc} -O2 -Wall -Wextra -o "$SELFTESTS/nbd_tls_peer" \
+	"$SELFTESTS/nbd_tls_peer.c" $(pkg-config --cflags --libs gnutls) \
+	>"$RESULTS/tls-peer-cc.log" 2>&1 ||
+	echo "# nbd_tls_peer did not build on the host (the VMs build it): $RESULTS/tls-peer-cc.log"
 
 # The debug kernel is built before any job: it keeps both cores busy for
 # ten minutes or more the first time (then only when its config or

@@ -26,6 +26,7 @@
  * 6.12's stops at each control record.  kTLS connections take the
  * recvmsg receiver that AF_UNIX uses, which decrypts in its own worker.
  */
+#include <kunit/visibility.h>
 #include <linux/net.h>
 #include <linux/socket.h>
 #include <net/inet_connection_sock.h>
@@ -139,12 +140,20 @@ int nbd_tls_record_verdict(u8 type, const u8 *data, size_t len, char *buf,
 }
 EXPORT_SYMBOL_IF_KUNIT(nbd_tls_record_verdict);
 
-/*
- * Peek at the record that made recvmsg fail with -EIO.  Return its
- * verdict (see nbd_tls_record_verdict()), or -EIO when there is no
- * control record to blame.
+/**
+ * nbd_tls_peek_record() - name the record that made recvmsg fail
+ * @sock: a kTLS socket whose recvmsg (without a control buffer) failed
+ *	with -EIO
+ * @what: filled with a sentence naming the record
+ * @size: size of @what
+ *
+ * Peeks, without waiting, at the record at the head of the socket with a
+ * control buffer (TLS_GET_RECORD_TYPE); the record stays queued.
+ *
+ * Return: its verdict (see nbd_tls_record_verdict()), or -EIO when there
+ * is no control record to blame.
  */
-static int nbd_tls_peek_record(struct nbd_conn *conn, char *what, size_t size)
+int nbd_tls_peek_record(struct socket *sock, char *what, size_t size)
 {
 	u8 cbuf[CMSG_SPACE(sizeof(u8))] __aligned(sizeof(size_t)) = { };
 	struct cmsghdr *cmsg = (struct cmsghdr *)cbuf;
@@ -157,7 +166,7 @@ static int nbd_tls_peek_record(struct nbd_conn *conn, char *what, size_t size)
 	int ret;
 
 	iov_iter_kvec(&msg.msg_iter, ITER_DEST, &iov, 1, sizeof(data));
-	ret = sock_recvmsg(conn->sock, &msg, MSG_PEEK | MSG_DONTWAIT);
+	ret = sock_recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT);
 	if (ret < 0 || cmsg->cmsg_level != SOL_TLS ||
 	    cmsg->cmsg_type != TLS_GET_RECORD_TYPE ||
 	    cmsg->cmsg_len != CMSG_LEN(sizeof(u8)))
@@ -166,6 +175,7 @@ static int nbd_tls_peek_record(struct nbd_conn *conn, char *what, size_t size)
 				     size);
 	return ret ? ret : -EIO;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_tls_peek_record);
 
 /**
  * nbd_tls_rx_error() - name why a kTLS connection's recvmsg failed
@@ -185,7 +195,7 @@ int nbd_tls_rx_error(struct nbd_conn *conn, int ret)
 
 	switch (ret) {
 	case -EIO:
-		ret = nbd_tls_peek_record(conn, what, sizeof(what));
+		ret = nbd_tls_peek_record(conn->sock, what, sizeof(what));
 		if (ret == -EIO)
 			return ret;
 		if (ret == -ECONNRESET)

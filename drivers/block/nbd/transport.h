@@ -211,6 +211,7 @@ int nbd_tls_sock_check(struct nbd_device *nbd, struct socket *sock,
 bool nbd_tls_sock_active(struct socket *sock);
 void nbd_tls_describe(struct socket *sock, char *buf, size_t size);
 int nbd_tls_rx_error(struct nbd_conn *conn, int ret);
+int nbd_tls_peek_record(struct socket *sock, char *what, size_t size);
 int nbd_tls_record_verdict(u8 type, const u8 *data, size_t len, char *buf,
 			   size_t size);
 

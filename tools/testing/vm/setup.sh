@@ -68,8 +68,10 @@ PACKAGES=(
 	fio parted e2fsprogs udev util-linux iproute2 procps python3
 	# packaging check
 	dkms
-	# nbdctl (libnl-genl-3, its manual page from reStructuredText)
-	pkg-config libnl-3-dev libnl-genl-3-dev python3-docutils
+	# nbdctl (libnl-genl-3, GnuTLS, its manual page from reStructuredText)
+	pkg-config libnl-3-dev libnl-genl-3-dev libgnutls28-dev python3-docutils
+	# TLS tests: certtool and psktool
+	gnutls-bin
 	# KUnit under UML and the debug kernel (make kunit, make debug-kernel):
 	# Debian's 6.12 source, rsync to merge our driver into it, lcov for
 	# make kunit-coverage

@@ -46,8 +46,8 @@ nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
 nbd_tcp=214 nbd_teardown=196 nbd_hostile=330 nbd_kunit=275
 nbd_disconnect_busy=164 nbd_errno=162 nbd_readonly=154 nbd_qemu=143
 nbd_multiconn=142 nbd_modprobe_race=137 nbd_soft_disconnect=114
-nbd_discard=101 nbd_perm=58"
-DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install|nbd_trace"}
+nbd_discard=101 nbd_perm=58 nbd_tls=200"
+DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install|nbd_trace|nbd_perm|nbd_discard"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0
 failed=0
@@ -147,12 +147,15 @@ kernel_vm() {
 		      --env NBD_RACE_ROUNDS=10 --env NBD_CLEAR_SOCK_COUNT=300
 		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
 		      --env NBD_RESTART_SHORT=1
-		      --env NBD_HOSTILE_SR_BAD=sr-overlap,sr-done-early)
+		      --env NBD_HOSTILE_SR_BAD=sr-overlap,sr-done-early
+		      --env NBD_TLS_SHORT=1 --env NBD_TLS_MB=2
+		      --env "NBD_TLS_MODES=alert-mid-reply garbage")
 	elif [ "$LONG" != 1 ]; then
 		# Within CI's hour: the short server restart cycle and 2000
 		# NBD_CLEAR_SOCK on 6.1 and 6.12 too; make check-long
 		# (NBD_LONG=1) runs the full ones (and every hostile mode).
-		slow=(--env NBD_RESTART_SHORT=1 --env NBD_CLEAR_SOCK_COUNT=2000)
+		slow=(--env NBD_RESTART_SHORT=1 --env NBD_CLEAR_SOCK_COUNT=2000
+		      --env NBD_TLS_MB=8)
 	else
 		slow=(--env NBD_HOSTILE_ALL=1)
 	fi
@@ -172,7 +175,9 @@ kernel_vm() {
 	# through nbd-client (nbd_dd, nbd_qemu's ioctl path stays), a
 	# filesystem, partitions, --persist (nbd_timeout and
 	# nbd_server_restart reconnect), make install (no kernel code) and
-	# the tracepoints (nbd_structured runs the same paths with them).
+	# the tracepoints (nbd_structured runs the same paths with them),
+	# the permission checks (no kernel path the others miss) and
+	# discard (the send path of writes, which every fio run takes).
 	if [ -n "$part" ] && [ -z "$TESTS" ]; then
 		tests=$(NBD_INSTALL_STAGE=$stage NBD_KUNIT_KO=$kunit_ko \
 			tools/testing/selftests/nbd/run_tests.sh -l |
@@ -212,13 +217,16 @@ kernel_vm() {
 	vm_counts "$krel${part:+ part $part}" "$log" $vmrc
 
 	# nbdctl must work with the kernel's own nbd.ko too (same netlink),
-	# and fall back to simple replies there (nbd_structured).
+	# and fall back to simple replies there (nbd_structured); nbd_tls
+	# records what the stock module does with kernel TLS and an alert.
 	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
 	log="$RESULTS/selftests-$krel-stock.log"
 	echo "# nbdctl with the stock nbd.ko on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1200 --stock \
 		--env "NBDCTL=$NBDCTL" --log "$RESULTS/vm-$krel-stock.log" -- \
-		tools/testing/selftests/nbd/run_tests.sh nbd_nbdctl nbd_structured nbd_persist \
+		--env NBD_TLS_SHORT=1 --env NBD_TLS_MB=8 --env NBD_TLS_MODES=alert \
+		tools/testing/selftests/nbd/run_tests.sh nbd_nbdctl nbd_structured \
+		nbd_persist nbd_tls \
 		>"$log" 2>&1
 	vmrc=$?
 	cat "$log"

@@ -52,6 +52,12 @@ struct nbd_uri {
 	char *port;		/* TCP port (service), NBD_DEFAULT_PORT if absent */
 	char *socket;		/* UNIX socket path; NULL for TCP */
 	char *export_name;	/* "" when absent */
+	/* the URI's TLS query parameters (NBD URI standard), or NULL */
+	char *tls_certificates;	/* tls-certificates=DIR */
+	char *tls_verify_peer;	/* tls-verify-peer=true|false */
+	char *tls_psk_file;	/* tls-psk-file=FILE */
+	char *tls_hostname;	/* tls-hostname=NAME */
+	char *tls_username;	/* tls-username=NAME */
 };
 
 /*

@@ -776,13 +776,29 @@ int nbd_tls_option(int opt, const char *arg, struct nbd_tls_opts *o)
 /**
  * nbd_tls_finish() - check the TLS options against each other and the URI
  * @o: the options; TLS is enabled by an nbds:// URI or any credential
- * @u: the target; its host is the default name to verify
+ * @u: the target: its TLS query parameters (tls-certificates,
+ *	tls-psk-file, tls-hostname, tls-username, tls-verify-peer) fill in
+ *	what the command line left out; its host is the default name to
+ *	verify
  *
  * Return: -1 when they make sense, else NBDCTL_EXIT_USAGE after a message.
  */
 int nbd_tls_finish(struct nbd_tls_opts *o, const struct nbd_uri *u)
 {
-	bool x509 = o->certs_dir || o->cacert || o->cert || o->key;
+	bool x509;
+
+	/* the URI's query parameters, where the command line is silent */
+	if (!o->certs_dir && !o->cacert && !o->psk_file) {
+		o->certs_dir = u->tls_certificates;
+		o->psk_file = u->tls_psk_file;
+	}
+	if (!o->hostname)
+		o->hostname = u->tls_hostname;
+	if (!o->username)
+		o->username = u->tls_username;
+	if (u->tls_verify_peer && !strcmp(u->tls_verify_peer, "false"))
+		o->insecure = true;
+	x509 = o->certs_dir || o->cacert || o->cert || o->key;
 
 	if (u->tls || x509 || o->psk_file)
 		o->enabled = true;

@@ -217,6 +217,28 @@ static int parse_authority(const char *a, size_t len, struct nbd_uri *u,
 	return 0;
 }
 
+/* Where each TLS query parameter goes (its index in tls_params). */
+static char **tls_param_slot(struct nbd_uri *u, size_t i)
+{
+	char **slots[] = {
+		&u->tls_certificates, &u->tls_verify_peer, &u->tls_psk_file,
+		&u->tls_hostname, &u->tls_username,
+	};
+
+	return slots[i];
+}
+
+static int tls_param_index(const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(tls_params); i++)
+		if (strlen(tls_params[i]) == len &&
+		    !memcmp(tls_params[i], key, len))
+			return (int)i;
+	return -1;
+}
+
 static bool is_tls_param(const char *key, size_t len)
 {
 	size_t i;
@@ -240,6 +262,8 @@ static int parse_query(const char *q, size_t len, const struct uri_scheme *sc,
 		const char *eq = memchr(q, '=', (size_t)(pend - q));
 		size_t klen = (size_t)((eq ? eq : pend) - q);
 		int shown = klen > 64 ? 64 : (int)klen;
+		char **slot;
+		int ti;
 
 		if (pend == q) {	/* "a=1&&b=2" or a trailing '&' */
 			q = pend + 1;
@@ -272,7 +296,30 @@ static int parse_query(const char *q, size_t len, const struct uri_scheme *sc,
 					shown, q);
 				return -1;
 			}
-			/* Accepted; TLS itself is refused by the caller. */
+			ti = tls_param_index(q, klen);
+			slot = tls_param_slot(u, (size_t)ti);
+			if (*slot) {
+				set_err(err, errlen,
+					"the URI has more than one %s= parameter",
+					tls_params[ti]);
+				return -1;
+			}
+			if (!eq || eq + 1 == pend) {
+				set_err(err, errlen,
+					"the %s= parameter in the URI is empty",
+					tls_params[ti]);
+				return -1;
+			}
+			*slot = pct_decode(eq + 1, (size_t)(pend - eq - 1),
+					   tls_params[ti], err, errlen);
+			if (!*slot)
+				return -1;
+			if (slot == &u->tls_verify_peer &&
+			    strcmp(*slot, "true") && strcmp(*slot, "false")) {
+				set_err(err, errlen,
+					"tls-verify-peer= in the URI must be true or false");
+				return -1;
+			}
 		} else {
 			char *key = pct_decode(q, klen, "query", err, errlen);
 			size_t i;
@@ -595,5 +642,10 @@ void nbd_uri_free(struct nbd_uri *u)
 	free(u->port);
 	free(u->socket);
 	free(u->export_name);
+	free(u->tls_certificates);
+	free(u->tls_verify_peer);
+	free(u->tls_psk_file);
+	free(u->tls_hostname);
+	free(u->tls_username);
 	memset(u, 0, sizeof(*u));
 }

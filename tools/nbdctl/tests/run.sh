@@ -238,11 +238,16 @@ run info
 expect "info: missing target exits 2" 2 "e:no server given"
 run list-exports
 expect "list-exports: missing target exits 2" 2 "e:no server given"
-run info nbds://localhost/x
-expect "info: nbds:// URI exits 2" 2 "e:TLS (nbds://) is not supported yet"
-run list-exports "nbds+unix:///?socket=$tmp/none"
-expect "list-exports: nbds+unix:// URI exits 2" 2 \
-	"e:TLS (nbds://) is not supported yet"
+run info nbd://localhost/x --tls-psk k --cacert c
+expect "info: --tls-psk with --cacert exits 2" 2 "e:cannot be combined with certificates"
+run info nbds://localhost/x --cert c
+expect "info: --cert without --key exits 2" 2 "e:--cert needs --key too"
+run info nbd://localhost/x --tls-username u
+expect "info: --tls-username without TLS exits 2" 2 "e:need TLS"
+run info nbds://localhost/x --tls-username u --cacert c
+expect "info: --tls-username without --tls-psk exits 2" 2 "e:it needs --tls-psk"
+run connect "nbds+unix:///?socket=$tmp/none"
+expect "connect: TLS over a UNIX socket exits 2" 2 "e:kernel TLS works on TCP sockets only"
 run info "http://localhost/"
 expect "info: unknown URI scheme exits 2" 2 "e:unknown URI scheme"
 run info "nbd+unix:///x"
@@ -531,7 +536,7 @@ if need python3; then
 	fake no-export-info 3 "without sending the export size"
 	fake unknown-export 3 "the server has no export \"nosuch\" (the server says: export 'nosuch' not found here)" \
 		info -N nosuch
-	fake tls-required 3 "the server requires TLS, which nbdctl does not support yet (the server says: start TLS first)"
+	fake tls-required 3 "the server requires TLS: use an nbds:// URI or --tls, with --tls-certificates, --cacert or --tls-psk (the server says: start TLS first)"
 	fake policy 3 "(the server says: go away)"
 	fake policy 3 "the server does not allow listing exports" list-exports
 	fake unknown-error 3 "unknown error 42"
@@ -546,6 +551,95 @@ if need python3; then
 	fake list-bad-namelen 3 "export name length of 100 bytes in a reply of 9 bytes" \
 		list-exports
 	fake garbage 3 "not an NBD server" list-exports
+fi
+
+# ------------------------------------------------------------------- TLS
+# The TLS handshake and the options over TLS, against nbdkit (no kernel:
+# connect's kernel TLS step runs in the VM tests, nbd_tls).
+
+# tls_pki DIR: a CA, a server certificate for localhost and 127.0.0.1, a
+# client one (nbdkit's layout), another CA in DIR/other, PSK files.
+tls_pki()
+{
+	local d=$1 c
+
+	for c in "$d" "$d/other"; do
+		mkdir -p "$c" &&
+		printf 'cn = test CA\nca\ncert_signing_key\nexpiration_days = 2\n' >"$c/ca.tmpl" &&
+		printf 'cn = localhost\ndns_name = localhost\nip_address = 127.0.0.1\ntls_www_server\nexpiration_days = 2\n' >"$c/srv.tmpl" &&
+		printf 'cn = client\ntls_www_client\nexpiration_days = 2\n' >"$c/cli.tmpl" &&
+		certtool --generate-privkey --key-type=ecdsa --outfile "$c/ca-key.pem" &&
+		certtool --generate-self-signed --load-privkey "$c/ca-key.pem" --template "$c/ca.tmpl" --outfile "$c/ca-cert.pem" &&
+		certtool --generate-privkey --key-type=ecdsa --outfile "$c/server-key.pem" &&
+		certtool --generate-certificate --load-privkey "$c/server-key.pem" --load-ca-certificate "$c/ca-cert.pem" --load-ca-privkey "$c/ca-key.pem" --template "$c/srv.tmpl" --outfile "$c/server-cert.pem" &&
+		certtool --generate-privkey --key-type=ecdsa --outfile "$c/client-key.pem" &&
+		certtool --generate-certificate --load-privkey "$c/client-key.pem" --load-ca-certificate "$c/ca-cert.pem" --load-ca-privkey "$c/ca-key.pem" --template "$c/cli.tmpl" --outfile "$c/client-cert.pem" ||
+		return 1
+	done
+	psktool -u alice -p "$d/keys.psk" && psktool -u alice -p "$d/other.psk" &&
+		printf 'this is not a key\n' >"$d/bad.psk"
+}
+
+if need nbdkit certtool psktool; then
+	pki=$tmp/pki
+	if tls_pki "$pki" >"$tmp/pki.log" 2>&1; then
+		ok "TLS: certificates and PSK files made with certtool and psktool"
+	else
+		not_ok "TLS: certificates and PSK files made" "$(tail -n 5 "$tmp/pki.log")"
+	fi
+	xport=$(free_port)
+	nbdkit -f -i 127.0.0.1 -p "$xport" --tls=require --tls-certificates="$pki" \
+		memory 1M >>"$tmp/nbdkit.log" 2>&1 &
+	pids+=("$!")
+	pport=$(free_port)
+	nbdkit -f -i 127.0.0.1 -p "$pport" --tls=require --tls-psk="$pki/keys.psk" \
+		memory 1M >>"$tmp/nbdkit.log" 2>&1 &
+	pids+=("$!")
+	nport=$(free_port)
+	nbdkit -f -i 127.0.0.1 -p "$nport" memory 1M >>"$tmp/nbdkit.log" 2>&1 &
+	pids+=("$!")
+	tsock=$tmp/tls.sock
+	start_nbdkit "$tsock" --tls=require --tls-certificates="$pki" memory 1M
+	wait_for_port "$xport" && wait_for_port "$pport" && wait_for_port "$nport"
+
+	run info "nbds://127.0.0.1:$xport/" --tls-certificates "$pki"
+	expect "TLS: info over X.509" 0 "o:tls: TLS1.3, " "o:X.509 (verified by the CA in $pki/ca-cert.pem for 127.0.0.1)"
+	run info "nbds://localhost:$xport/" --cacert "$pki/ca-cert.pem" --json
+	expect "TLS: info --json, host name localhost" 0 'o:"tls": "TLS1.3, ' "o:for localhost)"
+	run list-exports "nbds://127.0.0.1:$xport/" --tls-certificates "$pki"
+	expect "TLS: list-exports over TLS" 0 "o:(default)"
+	run info "nbds://127.0.0.1:$xport/?tls-certificates=$pki"
+	expect "TLS: tls-certificates= in the URI" 0 "o:tls: TLS1.3"
+	run info "nbds+unix:///?socket=$tsock" --tls-certificates "$pki"
+	expect "TLS: info over a UNIX socket (chain checked, no host name)" 0 "o:tls: TLS1.3"
+	run info "nbds://127.0.0.1:$xport/" --cacert "$pki/other/ca-cert.pem"
+	expect "TLS: another CA refused" 3 "e:not trusted by the CA in $pki/other/ca-cert.pem" \
+		'e:the certificate is "CN=localhost", issued by "CN=test CA"'
+	run info "nbds://127.0.0.1:$xport/?tls-verify-peer=false" --cacert "$pki/other/ca-cert.pem"
+	expect "TLS: tls-verify-peer=false in the URI skips the check" 0 "o:not verified: --tls-insecure"
+	run info "nbds://127.0.0.1:$xport/" --tls-certificates "$pki" --tls-hostname nbd.example.org
+	expect "TLS: another host name refused" 3 'e:not for the host name "nbd.example.org"'
+	run info "nbds://127.0.0.1:$xport/" --cacert "$tmp/none.pem"
+	expect "TLS: a missing CA file" 3 "e:cannot read the CA certificate $tmp/none.pem"
+	run info "nbds://127.0.0.1:$xport/" --tls-certificates "$tmp"
+	expect "TLS: a certificate directory without ca-cert.pem" 3 "e:has no ca-cert.pem"
+	run info "nbd://127.0.0.1:$xport/"
+	expect "TLS: required by the server, not asked for" 3 "e:the server requires TLS: use an nbds:// URI or --tls"
+	run info "nbd://127.0.0.1:$nport/" --tls --tls-insecure
+	expect "TLS: --tls against a plaintext server" 3 "e:the server does not offer TLS"
+	run info "nbds://127.0.0.1:$pport/" --tls-psk "$pki/keys.psk"
+	expect "TLS: info over PSK" 0 'o:PSK identity "alice"'
+	run info "nbds://127.0.0.1:$pport/" --tls-psk "$pki/other.psk"
+	expect "TLS: a wrong PSK refused" 3 'e:it does not know the PSK identity "alice", or its key for it is not the one in'
+	run info "nbds://127.0.0.1:$pport/" --tls-psk "$pki/keys.psk" --tls-username bob
+	expect "TLS: a PSK user the file lacks" 3 'e:has no key for the user name "bob"'
+	run info "nbds://127.0.0.1:$pport/" --tls-psk "$pki/bad.psk"
+	expect "TLS: a PSK file not in psktool's format" 3 "e:line 1 of the PSK file"
+	run info "nbds://127.0.0.1:$xport/" --tls-certificates "$pki" --tls-priority "NORMAL:+BOGUS"
+	expect "TLS: a bad priority string" 3 'e:bad --tls-priority'
+	run info "nbds://127.0.0.1:$xport/" --tls-certificates "$pki" \
+		--tls-priority "NORMAL:-VERS-ALL:+VERS-TLS1.2"
+	expect "TLS: TLS 1.2 through --tls-priority" 0 "o:tls: TLS1.2, "
 fi
 
 echo "$passed passed, $failed failed"

@@ -10,7 +10,7 @@
 #     two connections, each its own handshake;
 #  2. nbdkit with PSK; TLS 1.2 forced with --tls-priority;
 #  3. qemu-nbd with tls-creds-x509 and nbd-server 3.24 with its TLS
-#     options: a dd round trip each;
+#     options, two connections asked for: fio verify, mkfs + mount;
 #  4. refusals, each with its message and exit code and nothing attached:
 #     another CA, another host name, an expired certificate, a wrong PSK,
 #     a TLS server without --tls, --tls against a plaintext server, and
@@ -40,7 +40,7 @@ SHORT=${NBD_TLS_SHORT:-0}
 read -r -a MODES <<<"${NBD_TLS_MODES-alert close-notify keyupdate unknown-type alert-mid-reply garbage}"
 
 nbd_test_init
-ktap_plan $((43 + 3 * ${#MODES[@]}))
+ktap_plan $((45 + 3 * ${#MODES[@]}))
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit qemu-nbd nbd-server fio mkfs.ext4 certtool psktool md5sum
 require_nbdctl
@@ -263,7 +263,7 @@ check "a dd round trip over two TLS connections" roundtrip 3
 check "disconnect" disconnect
 
 if [[ $SHORT == 1 ]]; then
-	skip_n 22 "PSK, TLS 1.2, qemu-nbd, nbd-server and the refusals run on 6.1 and 6.12"
+	skip_n 24 "PSK, TLS 1.2, qemu-nbd, nbd-server and the refusals run on 6.1 and 6.12"
 else
 # --- 2. PSK, TLS 1.2 ---------------------------------------------------------
 nbdkit_start_tcp psk 10812 --tls=require --tls-psk="$PKI/keys.psk" \
@@ -292,14 +292,26 @@ qemu_tls()
 	wait_for 20 bash -c 'exec 3<>/dev/tcp/127.0.0.1/10813' 2>/dev/null
 }
 check "qemu-nbd with tls-creds-x509 starts" qemu_tls
-check "connect to qemu-nbd over TLS" connect q "nbds://127.0.0.1:10813/" \
-	--tls-certificates "$PKI"
-check "a dd round trip through qemu-nbd" roundtrip 7
+# conns_info NAME: how many connections nbdctl made (a server without
+# CAN_MULTI_CONN gets one, with a warning).
+conns_info()
+{
+	ktap_info "$1: $(grep -ho '[0-9] connections\?' "$NBD_TMP/$1.out")$(grep -h 'CAN_MULTI_CONN' "$NBD_TMP/$1.err" | sed 's/^/; /')"
+}
+check "connect to qemu-nbd over TLS (-C 2)" connect q "nbds://127.0.0.1:10813/" \
+	--tls-certificates "$PKI" -C 2
+conns_info q
+check "fio verify through qemu-nbd" fio_verify qfio "$DEV" --rw=randwrite \
+	--bs=4k-128k --iodepth=8 --size=4M
+check "mkfs.ext4, mount, a file round trip through qemu-nbd" fs_roundtrip
 check "disconnect" disconnect
-check "connect to nbd-server 3.24 over TLS (force_tls)" \
+check "connect to nbd-server 3.24 over TLS (force_tls, -C 2)" \
 	connect ns "nbds://127.0.0.1:10815/ns" --tls-certificates "$PKI" \
-	--handshake-timeout 100
-check "a dd round trip through nbd-server" roundtrip 9
+	--handshake-timeout 100 -C 2
+conns_info ns
+check "fio verify through nbd-server" fio_verify nsfio "$DEV" --rw=randwrite \
+	--bs=4k-128k --iodepth=8 --size=4M
+check "mkfs.ext4, mount, a file round trip through nbd-server" fs_roundtrip
 check "disconnect" disconnect
 
 # --- 4. refusals -------------------------------------------------------------
@@ -411,7 +423,7 @@ for mode in "${MODES[@]}"; do
 	nbd_wait_connected "$DEV" 30 && nbd_quiesce "$DEV"
 	# fio writes then reads back across the hostile act and the reconnect
 	fio_verify "peer-$mode" "$DEV" --rw=randwrite --bs=4k-64k --iodepth=4 \
-		--size=$((MB / 2))M --timeout=200 >/dev/null
+		--size=$((MB / 2))M --timeout=200
 	rc=$?
 	ktap_info "peer $mode: $(grep -h hostile "$NBD_TMP/peer-$mode.log" | head -1)"
 	dmesg_since_mark | grep -E 'nbd0|connection' | head -5 | sed 's/^/# kernel: /'

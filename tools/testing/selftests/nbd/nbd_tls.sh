@@ -13,8 +13,8 @@
 #     options, two connections asked for: fio verify, mkfs + mount;
 #  4. refusals, each with its message and exit code and nothing attached:
 #     another CA, another host name, an expired certificate, a wrong PSK,
-#     a TLS server without --tls, --tls against a plaintext server, and
-#     TLS over a UNIX socket;
+#     a TLS server without --tls, --tls against a plaintext server, TLS
+#     over a UNIX socket, and a cipher kernel TLS does not implement;
 #  5. --persist over TLS: the server killed and restarted during fio
 #     verify, zero errors;
 #  6. a hostile TLS peer (nbd_tls_peer) that sends, mid-session, an alert,
@@ -40,7 +40,7 @@ SHORT=${NBD_TLS_SHORT:-0}
 read -r -a MODES <<<"${NBD_TLS_MODES-alert close-notify keyupdate unknown-type alert-mid-reply garbage}"
 
 nbd_test_init
-ktap_plan $((45 + 3 * ${#MODES[@]}))
+ktap_plan $((46 + 3 * ${#MODES[@]}))
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit qemu-nbd nbd-server fio mkfs.ext4 certtool psktool md5sum
 require_nbdctl
@@ -263,7 +263,7 @@ check "a dd round trip over two TLS connections" roundtrip 3
 check "disconnect" disconnect
 
 if [[ $SHORT == 1 ]]; then
-	skip_n 24 "PSK, TLS 1.2, qemu-nbd, nbd-server and the refusals run on 6.1 and 6.12"
+	skip_n 25 "PSK, TLS 1.2, qemu-nbd, nbd-server and the refusals run on 6.1 and 6.12"
 else
 # --- 2. PSK, TLS 1.2 ---------------------------------------------------------
 nbdkit_start_tcp psk 10812 --tls=require --tls-psk="$PKI/keys.psk" \
@@ -351,6 +351,10 @@ check "--tls against a server without TLS: refused" \
 	--tls-insecure
 check "TLS over a UNIX socket: refused (kernel TLS is TCP only)" \
 	refused unix 2 "TCP sockets only" "nbds+unix:///?socket=$NBD_TMP/none.sock"
+check "a cipher kernel TLS cannot take (AES-128-CBC): refused, the ones it takes listed" \
+	refused cbc 3 "chose the cipher AES-128-CBC, which kernel TLS cannot take \(it takes AES-128-GCM, AES-256-GCM, AES-128-CCM and CHACHA20-POLY1305\)" \
+	"$X509" --tls-certificates "$PKI" \
+	--tls-priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-CBC"
 fi
 
 # --- 5. --persist over TLS, the server killed and restarted --------------

@@ -3,7 +3,9 @@
 #
 # The KUnit suites, built out of tree as nbd_kunit.ko next to nbd.ko, run
 # on the VM's kernel (which needs CONFIG_KUNIT, as the debug kernel has):
-# loading the module runs nbd_proto, nbd_transport and nbd_netlink; each
+# loading the module runs nbd_proto, nbd_transport, nbd_structured,
+# nbd_netlink and nbd_tls (whose kTLS socket cases run only where the
+# kernel has CONFIG_TLS, as the debug kernel does); each
 # suite's KTAP result is read back from debugfs (or from dmesg when the
 # kernel has no KUNIT_DEBUGFS).  Every suite must be there and pass, with
 # no test case failed or skipped, and both modules must unload afterwards.
@@ -13,7 +15,7 @@
 
 source "$(dirname "$0")/lib.sh"
 
-SUITES=(nbd_proto nbd_transport nbd_structured nbd_netlink)
+SUITES=(nbd_proto nbd_transport nbd_structured nbd_netlink nbd_tls)
 KUNIT_DEBUGFS=/sys/kernel/debug/kunit
 
 nbd_test_init

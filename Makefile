@@ -13,8 +13,11 @@
 #   make kunit-coverage       the same with gcov, and an lcov report
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
 #   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=),
-#                             then structured replies (BENCH_SR_ARGS=)
+#                             then structured replies (BENCH_SR_ARGS=) and
+#                             TLS (BENCH_TLS_ARGS=)
 #   make bench-sr             only the structured-reply benchmark
+#   make bench-tls            only the TLS benchmark (kTLS against
+#                             nbd-client's userspace TLS proxy)
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # srcversion lets users check that the module loaded is the one built:
@@ -88,15 +91,21 @@ debug-kernel:
 # BENCH_ARGS="--kernel 6.12 --quick".
 BENCH_ARGS ?=
 
-# bench runs both; bench-sr only structured against simple replies.
+# bench runs all three; bench-sr only structured against simple replies,
+# bench-tls only kernel TLS against the userspace proxy and plaintext.
 BENCH_SR_ARGS ?=
+BENCH_TLS_ARGS ?=
 
 bench:
 	tools/testing/bench/bench.sh $(BENCH_ARGS)
 	tools/testing/bench/bench-sr.sh $(BENCH_SR_ARGS)
+	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
 
 bench-sr:
 	tools/testing/bench/bench-sr.sh $(BENCH_SR_ARGS)
 
+bench-tls:
+	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
+
 .PHONY: all modules clean install setup check check-long demo firstrun kunit \
-	kunit-coverage debug-kernel bench bench-sr
+	kunit-coverage debug-kernel bench bench-sr bench-tls

@@ -46,7 +46,7 @@ nbd_structured=335 nbd_nbdctl=231 nbd_fio=228 nbd_stuck_disconnect=223
 nbd_tcp=214 nbd_teardown=196 nbd_hostile=330 nbd_kunit=275
 nbd_disconnect_busy=164 nbd_errno=162 nbd_readonly=154 nbd_qemu=143
 nbd_multiconn=142 nbd_modprobe_race=137 nbd_soft_disconnect=114
-nbd_discard=101 nbd_perm=58 nbd_tls=200"
+nbd_discard=101 nbd_perm=58 nbd_tls=250"
 DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install|nbd_trace|nbd_perm|nbd_discard|nbd_qemu"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 passed=0

@@ -203,6 +203,7 @@ struct dev_state {
 	long pid;			/* persist daemon, 0 if none */
 	char replies[16];		/* "structured", "simple" */
 	unsigned int min_block, pref_block, max_block;	/* 0: none kept */
+	char tls[400];			/* the TLS session, "" without */
 };
 
 static void state_path(int index, char *buf, size_t len)
@@ -222,10 +223,10 @@ static void state_write(int index, const struct dev_state *st)
 	f = fopen(tmp, "we");
 	if (!f)
 		return;
-	fprintf(f, "uri=%s\nbackend=%s\nconnections=%u\nflags=0x%x\nblock_size=%u\npid=%ld\nreplies=%s\nblock_sizes=%u %u %u\n",
+	fprintf(f, "uri=%s\nbackend=%s\nconnections=%u\nflags=0x%x\nblock_size=%u\npid=%ld\nreplies=%s\nblock_sizes=%u %u %u\ntls=%s\n",
 		st->uri, st->backend, st->connections, st->flags,
 		st->block_size, st->pid, st->replies, st->min_block,
-		st->pref_block, st->max_block);
+		st->pref_block, st->max_block, st->tls);
 	if (fclose(f) || rename(tmp, path))
 		unlink(tmp);
 }
@@ -259,6 +260,9 @@ static int state_read(int index, struct dev_state *st)
 		else if (!strncmp(line, "replies=", 8))
 			snprintf(st->replies, sizeof(st->replies), "%.*s",
 				 (int)sizeof(st->replies) - 1, line + 8);
+		else if (!strncmp(line, "tls=", 4))
+			snprintf(st->tls, sizeof(st->tls), "%.*s",
+				 (int)sizeof(st->tls) - 1, line + 4);
 		else if (!strncmp(line, "block_sizes=", 12) &&
 			 sscanf(line + 12, "%u %u %u", &st->min_block,
 				&st->pref_block, &st->max_block) != 3)
@@ -836,6 +840,7 @@ int cmd_connect(int argc, char **argv)
 	st.block_size = bs;
 	snprintf(st.replies, sizeof(st.replies), "%s",
 		 ex.structured ? "structured" : "simple");
+	snprintf(st.tls, sizeof(st.tls), "%s", ex.tls);
 	if (p.have_blocks) {
 		st.min_block = ex.min_block;
 		st.pref_block = ex.pref_block;
@@ -1250,6 +1255,7 @@ struct dev_info {
 	bool have_flags;
 	char replies[16];		/* "" when unknown */
 	unsigned int min_block, pref_block, max_block;	/* 0: none */
+	char tls[400];			/* "" when none or unknown */
 };
 
 /*
@@ -1268,6 +1274,7 @@ static void device_protocol(struct dev_info *d)
 		if (!d->have_state)
 			return;
 		snprintf(d->replies, sizeof(d->replies), "%s", d->st.replies);
+		snprintf(d->tls, sizeof(d->tls), "%s", d->st.tls);
 		d->min_block = d->st.min_block;
 		d->pref_block = d->st.pref_block;
 		d->max_block = d->st.max_block;
@@ -1276,6 +1283,12 @@ static void device_protocol(struct dev_info *d)
 	while (fgets(buf, sizeof(buf), f)) {
 		if (sscanf(buf, "replies: %15s", d->replies) == 1)
 			continue;
+		/* the kernel's view of the first connection's TLS */
+		if (!*d->tls && sscanf(buf, "conn0: tls: %127[^\n]", d->tls) == 1) {
+			if (!strcmp(d->tls, "none"))
+				d->tls[0] = '\0';
+			continue;
+		}
 		if (sscanf(buf, "block_size_constraints: minimum %u preferred %u maximum %u",
 			   &d->min_block, &d->pref_block, &d->max_block) != 3)
 			continue;
@@ -1415,6 +1428,11 @@ static int list_walk_one(void *arg, int index, bool connected)
 				       d.min_block, d.pref_block, d.max_block);
 			else
 				printf(", \"block_size_constraints\": null");
+			printf(", \"tls\": ");
+			if (*d.tls)
+				json_string(stdout, d.tls);
+			else
+				printf("null");
 		}
 		printf("}");
 	} else if (!connected) {
@@ -1438,6 +1456,8 @@ static int list_walk_one(void *arg, int index, bool connected)
 				       d.min_block, d.pref_block, d.max_block);
 			printf("\n");
 		}
+		if (*d.tls)
+			printf("             tls: %s\n", d.tls);
 		if (d.pid || pp) {
 			printf("             pid: %ld", d.pid);
 			if (pp)

@@ -41,7 +41,7 @@ SHORT=${NBD_TLS_SHORT:-0}
 read -r -a MODES <<<"${NBD_TLS_MODES-alert close-notify keyupdate unknown-type alert-mid-reply garbage}"
 
 nbd_test_init
-ktap_plan $((46 + 3 * ${#MODES[@]}))
+ktap_plan $((47 + 3 * ${#MODES[@]}))
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit qemu-nbd nbd-server fio mkfs.ext4 certtool psktool md5sum
 require_nbdctl
@@ -250,6 +250,13 @@ check "connect nbds:// (X.509, nbdkit --tls=require)" \
 check "nbdctl says which TLS session went to the kernel" \
 	out_has x509 out "kernel TLS: TLS1\.3, .*X\.509 \(verified"
 check "the kernel holds a TLS 1.3 session on the connection" tls_conns x509 1 1.3
+list_tls()
+{
+	"$NBDCTL" list --json "$DEV" >"$NBD_TMP/list.json" 2>&1
+	ktap_info "list: $(grep -o '"tls": [^}]*' "$NBD_TMP/list.json")"
+	grep -Eq '"tls": "TLS ?1\.3' "$NBD_TMP/list.json"
+}
+check "nbdctl list --json shows the device's TLS session" list_tls
 check "fio verify over kernel TLS" fio_small x509
 if [[ $SHORT == 1 ]]; then
 	skip_n 1 "the file system adds no kernel TLS path"

@@ -219,7 +219,7 @@ check "an unknown export name: exit 3 naming the export" \
 	expect badexp 3 'no-such-export'
 
 nbdctl_run tls connect "nbds+unix:///?socket=$(nbd_sock mem)" "$DEV"
-check "nbds:// URI: exit 2, 'TLS ... not supported yet'" expect tls 2 'TLS.*not supported'
+check "nbds+unix:// URI: exit 2, kernel TLS is TCP only" expect tls 2 'kernel TLS works on TCP sockets only'
 
 # Module not loaded: no autoload either (the stock module must not sneak in).
 unload_for_test()

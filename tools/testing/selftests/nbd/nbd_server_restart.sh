@@ -48,8 +48,20 @@ start_server()
 	nbdkit) rm -f "$(nbd_sock nbdkit)"
 		nbdkit_start nbdkit file "$DISK" ;;
 	qemu) qemunbd_start qemu -f raw "$DISK" ;;
-	nbdserver) nbdserver_start nbdserver "$DISK" ;;
+	nbdserver) nbdserver_start nbdserver "$DISK" && nbdserver_ready ;;
 	esac
+}
+
+# nbdserver_ready: nbd-server 3.24 computes Diffie-Hellman parameters
+# before it answers its first client, which took more than 30 s (the
+# attach's handshake timeout) in a loaded TCG guest: wait for an answer
+# first, with room to spare.
+nbdserver_ready()
+{
+	"$NBDCTL" info --timeout 150 \
+		"nbd+unix:///nbdserver?socket=$(nbd_sock nbdserver)" \
+		>"$NBD_TMP/nbdserver-ready.log" 2>&1 ||
+		{ ktap_info_file "$NBD_TMP/nbdserver-ready.log"; return 1; }
 }
 
 # server_pid KIND: the process to stop (nbd-server: the one serving us).

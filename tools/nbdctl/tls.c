@@ -288,7 +288,7 @@ static void describe_peer(struct nbd_tls *t, char *buf, size_t len)
 }
 
 /* A failed handshake as a sentence. */
-static void handshake_error(struct nbd_tls *t, int rc, int fd, char *err,
+static void handshake_error(struct nbd_tls *t, int rc, char *err,
 			    size_t errlen)
 {
 	const struct nbd_tls_opts *o = t->o;
@@ -383,7 +383,6 @@ static void handshake_error(struct nbd_tls *t, int rc, int fd, char *err,
 	default:
 		break;
 	}
-	(void)fd;
 	tls_err(err, errlen, "the TLS handshake failed: %s", gnutls_strerror(rc));
 }
 
@@ -452,9 +451,9 @@ struct nbd_tls *nbd_tls_start(int fd, const struct nbd_tls_opts *o,
 	gnutls_handshake_set_timeout(t->session, 0);
 	do {
 		rc = gnutls_handshake(t->session);
-	} while (rc < 0 && rc == GNUTLS_E_INTERRUPTED);
+	} while (rc == GNUTLS_E_INTERRUPTED);
 	if (rc < 0) {
-		handshake_error(t, rc, fd, err, errlen);
+		handshake_error(t, rc, err, errlen);
 		goto fail;
 	}
 	return t;

@@ -616,41 +616,31 @@ static int ktls_set(int fd, struct nbd_tls *t, bool rx, char *err,
 		return -1;
 	}
 	info->version = tls13 ? TLS_1_3_VERSION : TLS_1_2_VERSION;
+/* the fields and sizes of one crypto_info layout with a salt */
+#define KTLS_LAYOUT(ci_member, NAME)					\
+	do {								\
+		info->cipher_type = TLS_CIPHER_##NAME;			\
+		c_iv = (ci_member).iv;					\
+		c_salt = (ci_member).salt;				\
+		c_key = (ci_member).key;				\
+		c_seq = (ci_member).rec_seq;				\
+		iv_len = TLS_CIPHER_##NAME##_IV_SIZE;			\
+		salt_len = TLS_CIPHER_##NAME##_SALT_SIZE;		\
+		key_len = TLS_CIPHER_##NAME##_KEY_SIZE;			\
+		size = sizeof(ci_member);				\
+	} while (0)
 	switch (cipher) {
 	case GNUTLS_CIPHER_AES_128_GCM:
-		info->cipher_type = TLS_CIPHER_AES_GCM_128;
-		c_iv = ci.gcm128.iv;
-		c_salt = ci.gcm128.salt;
-		c_key = ci.gcm128.key;
-		c_seq = ci.gcm128.rec_seq;
-		iv_len = TLS_CIPHER_AES_GCM_128_IV_SIZE;
-		salt_len = TLS_CIPHER_AES_GCM_128_SALT_SIZE;
-		key_len = TLS_CIPHER_AES_GCM_128_KEY_SIZE;
-		size = sizeof(ci.gcm128);
+		KTLS_LAYOUT(ci.gcm128, AES_GCM_128);
 		break;
 	case GNUTLS_CIPHER_AES_256_GCM:
-		info->cipher_type = TLS_CIPHER_AES_GCM_256;
-		c_iv = ci.gcm256.iv;
-		c_salt = ci.gcm256.salt;
-		c_key = ci.gcm256.key;
-		c_seq = ci.gcm256.rec_seq;
-		iv_len = TLS_CIPHER_AES_GCM_256_IV_SIZE;
-		salt_len = TLS_CIPHER_AES_GCM_256_SALT_SIZE;
-		key_len = TLS_CIPHER_AES_GCM_256_KEY_SIZE;
-		size = sizeof(ci.gcm256);
+		KTLS_LAYOUT(ci.gcm256, AES_GCM_256);
 		break;
 	case GNUTLS_CIPHER_AES_128_CCM:
-		info->cipher_type = TLS_CIPHER_AES_CCM_128;
-		c_iv = ci.ccm128.iv;
-		c_salt = ci.ccm128.salt;
-		c_key = ci.ccm128.key;
-		c_seq = ci.ccm128.rec_seq;
-		iv_len = TLS_CIPHER_AES_CCM_128_IV_SIZE;
-		salt_len = TLS_CIPHER_AES_CCM_128_SALT_SIZE;
-		key_len = TLS_CIPHER_AES_CCM_128_KEY_SIZE;
-		size = sizeof(ci.ccm128);
+		KTLS_LAYOUT(ci.ccm128, AES_CCM_128);
 		break;
 	case GNUTLS_CIPHER_CHACHA20_POLY1305:
+		/* no salt: the whole 12-byte IV is the kernel's iv */
 		info->cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
 		c_iv = ci.chacha.iv;
 		c_salt = NULL;
@@ -666,6 +656,7 @@ static int ktls_set(int fd, struct nbd_tls *t, bool rx, char *err,
 			gnutls_cipher_get_name(cipher), KTLS_CIPHERS);
 		return -1;
 	}
+#undef KTLS_LAYOUT
 	if (key.size != key_len ||
 	    (salt_len ? iv.size != (tls13 ? salt_len + iv_len : salt_len) :
 			iv.size != iv_len)) {

@@ -258,6 +258,15 @@ dmesg_since_mark()
 	dmesg | awk -v m="$_dmesg_mark" 'seen { print } index($0, m) { seen = 1 }'
 }
 
+# dmesg_has PATTERN: a kernel message since the last mark matches (grep -E).
+dmesg_has()
+{
+	dmesg_since_mark | grep -Eq -- "$1" && return 0
+	echo "# no kernel message matches '$1'; since the mark:"
+	dmesg_since_mark | tail -n 5 | sed 's/^/#   /'
+	return 1
+}
+
 # ---------------------------------------------------------------------------
 # Cleanup
 # ---------------------------------------------------------------------------
@@ -371,6 +380,19 @@ require_nbdctl()
 {
 	NBDCTL=${NBDCTL:-}
 	[[ -x $NBDCTL ]] || ktap_bail "NBDCTL ('$NBDCTL') is not an executable"
+}
+
+# nbdctl_run NAME ARGS...: run nbdctl, output in $NBD_TMP/NAME.{out,err},
+# exit status in $NBD_TMP/NAME.rc; returns that status.
+nbdctl_run()
+{
+	local name=$1 rc
+
+	shift
+	timeout 120 "$NBDCTL" "$@" >"$NBD_TMP/$name.out" 2>"$NBD_TMP/$name.err"
+	rc=$?
+	echo "$rc" >"$NBD_TMP/$name.rc"
+	return $rc
 }
 
 # require_cmds CMD...: bail out when a program the test needs is missing.

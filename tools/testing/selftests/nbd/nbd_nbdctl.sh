@@ -21,19 +21,6 @@ require_cmds nbdkit python3 setpriv blockdev fio perl
 
 require_nbdctl
 
-# nbdctl_run NAME ARGS...: run nbdctl, output in $NBD_TMP/NAME.{out,err},
-# exit status in $NBD_TMP/NAME.rc; returns that status.
-nbdctl_run()
-{
-	local name=$1 rc
-
-	shift
-	timeout 120 "$NBDCTL" "$@" >"$NBD_TMP/$name.out" 2>"$NBD_TMP/$name.err"
-	rc=$?
-	echo "$rc" >"$NBD_TMP/$name.rc"
-	return $rc
-}
-
 # expect NAME RC PATTERN: the last nbdctl_run NAME exited with RC and its
 # stderr matches PATTERN (grep -E, case-insensitive).
 expect()

@@ -41,18 +41,6 @@ MNT=$NBD_TMP/mnt
 mkdir -p "$MNT"
 at_exit "mountpoint -q '$MNT' && umount '$MNT'"
 
-# nbdctl_run NAME ARGS...: nbdctl with its output in $NBD_TMP/NAME.{out,err}.
-nbdctl_run()
-{
-	local name=$1 rc
-
-	shift
-	timeout 120 "$NBDCTL" "$@" >"$NBD_TMP/$name.out" 2>"$NBD_TMP/$name.err"
-	rc=$?
-	echo "$rc" >"$NBD_TMP/$name.rc"
-	return $rc
-}
-
 # connect NAME URI [ARGS...]: nbdctl -v connect URI $DEV ARGS, then wait
 # for udev's probing reads to end.
 connect()
@@ -102,15 +90,6 @@ chunks()
 		"$DBG/tasks" 2>/dev/null |
 		awk '{ c += $1; h += $2; b += $3; e += $4; n++ }
 		     END { if (n) print c, h, b, e }'
-}
-
-# dmesg_has PATTERN: a kernel message since the last mark matches (grep -E).
-dmesg_has()
-{
-	dmesg_since_mark | grep -Eq -- "$1" && return 0
-	echo "# no kernel message matches '$1'; since the mark:"
-	dmesg_since_mark | tail -n 5 | sed 's/^/#   /'
-	return 1
 }
 
 # roundtrip MIB: 1 MiB of random data written at MIB MiB and read back.

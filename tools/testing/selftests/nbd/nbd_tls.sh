@@ -144,18 +144,6 @@ EOF
 }
 [[ $SHORT == 1 ]] || ns_start || ktap_info "nbd-server with TLS did not start: $(tr '\n' ' ' <"$NBD_TMP/ns.log")"
 
-# nbdctl_run NAME ARGS...: nbdctl, its output in $NBD_TMP/NAME.{out,err}.
-nbdctl_run()
-{
-	local name=$1 rc
-
-	shift
-	timeout 120 "$NBDCTL" "$@" >"$NBD_TMP/$name.out" 2>"$NBD_TMP/$name.err"
-	rc=$?
-	echo "$rc" >"$NBD_TMP/$name.rc"
-	return $rc
-}
-
 # connect NAME URI [ARGS...]: nbdctl connect URI $DEV ARGS, settled.
 connect()
 {
@@ -199,15 +187,6 @@ tls_conns()
 	got=$(grep -c "tls: TLS $ver" "$DBG/protocol" 2>/dev/null)
 	ktap_info "debugfs protocol: $(tr '\n' ' ' <"$DBG/protocol" 2>/dev/null)"
 	[[ $got -eq $n ]]
-}
-
-# dmesg_has PATTERN: a kernel message since the last mark matches (grep -E).
-dmesg_has()
-{
-	dmesg_since_mark | grep -Eq -- "$1" && return 0
-	echo "# no kernel message matches '$1'; since the mark:"
-	dmesg_since_mark | tail -n 5 | sed 's/^/#   /'
-	return 1
 }
 
 # roundtrip MIB: 1 MiB of random data written at MIB MiB and read back.

@@ -928,11 +928,14 @@ int nbd_reconnect_socket(struct nbd_config *config, int fd,
 	}
 	nbd_cancel_dead_work(nbd);
 	nbd_start_conn(config, conn);
-	dev_info(nbd_to_dev(nbd), "connection %u reconnected\n", conn->index);
+	/* a flapping server must not flood the log */
+	dev_info_ratelimited(nbd_to_dev(nbd), "connection %u reconnected\n",
+			     conn->index);
 	trace_nbd_reconnect(nbd->index, conn->index);
 	blk_mq_run_hw_queues(nbd->disk->queue, true);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(nbd_reconnect_socket);
 
 /**
  * nbd_config_create() - create a session for a device

@@ -1147,13 +1147,13 @@ static void nbd_recv_end(struct nbd_conn *conn, int ret)
 	if (nbd_conn_alive(conn) && ret != -ESHUTDOWN && !conn->rx_told &&
 	    !test_bit(NBD_RT_DISCONNECT_REQUESTED, &config->flags)) {
 		if (ret == -ECONNRESET)
-			dev_warn(nbd_to_dev(nbd),
-				 "connection %u: closed by the server\n",
-				 conn->index);
+			dev_warn_ratelimited(nbd_to_dev(nbd),
+					     "connection %u: closed by the server\n",
+					     conn->index);
 		else if (ret != -EPROTO)
-			dev_warn(nbd_to_dev(nbd),
-				 "connection %u: receive failed: %d\n",
-				 conn->index, ret);
+			dev_warn_ratelimited(nbd_to_dev(nbd),
+					     "connection %u: receive failed: %d\n",
+					     conn->index, ret);
 		if (conn->rx_cmd && ret != -EPROTO)
 			nbd_conn_err(conn, "read reply data cut short\n");
 		else if (conn->rx_sr_cmd && ret != -EPROTO)

@@ -168,12 +168,16 @@ if [[ $COVERAGE -eq 1 ]]; then
 	fi
 	find "$BUILD" -name '*.gcda' -delete 2>/dev/null || true
 fi
-ARGS+=("${PASS[@]}")
-
 raw=0
+timeout_set=0
 for a in "${PASS[@]}"; do
 	[[ $a == --raw_output* ]] && raw=1
+	[[ $a == --timeout* ]] && timeout_set=1
 done
+# kunit.py's default bound on the whole run is 300 s; nbd_fuzz alone
+# takes about that under UML with 100,000 streams.
+[[ $timeout_set -eq 1 ]] || ARGS+=(--timeout=1800)
+ARGS+=("${PASS[@]}")
 
 LOG=$CACHE/last-run.log
 echo "$PROG: $TREE: kunit.py ${ARGS[*]}" >&2

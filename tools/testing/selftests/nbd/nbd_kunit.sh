@@ -4,18 +4,21 @@
 # The KUnit suites, built out of tree as nbd_kunit.ko next to nbd.ko, run
 # on the VM's kernel (which needs CONFIG_KUNIT, as the debug kernel has):
 # loading the module runs nbd_proto, nbd_transport, nbd_structured,
-# nbd_netlink and nbd_tls (whose kTLS socket cases run only where the
-# kernel has CONFIG_TLS, as the debug kernel does); each
+# nbd_netlink, nbd_tls (whose kTLS socket cases run only where the
+# kernel has CONFIG_TLS, as the debug kernel does) and nbd_fuzz (with
+# NBD_KUNIT_FUZZ_STREAMS streams, default 400: UML runs 100,000); each
 # suite's KTAP result is read back from debugfs (or from dmesg when the
 # kernel has no KUNIT_DEBUGFS).  Every suite must be there and pass, with
 # no test case failed or skipped, and both modules must unload afterwards.
 # KASAN and lockdep reports are caught by the VM harness.
 #
-# Environment: NBD_KUNIT_KO, the test module (the harness sets it).
+# Environment: NBD_KUNIT_KO, the test module (the harness sets it);
+# NBD_KUNIT_FUZZ_STREAMS, nbd_fuzz's streams.
 
 source "$(dirname "$0")/lib.sh"
 
-SUITES=(nbd_proto nbd_transport nbd_structured nbd_netlink nbd_tls)
+SUITES=(nbd_proto nbd_transport nbd_structured nbd_netlink nbd_tls nbd_fuzz)
+FUZZ_STREAMS=${NBD_KUNIT_FUZZ_STREAMS:-400}
 KUNIT_DEBUGFS=/sys/kernel/debug/kunit
 
 nbd_test_init
@@ -46,7 +49,7 @@ load_tests()
 		udevadm control --stop-exec-queue 2>/dev/null &&
 			at_exit "udevadm control --start-exec-queue"
 	fi
-	timeout 900 insmod "$KO"
+	timeout 900 insmod "$KO" fuzz_streams="$FUZZ_STREAMS"
 	rc=$?
 	udevadm control --start-exec-queue 2>/dev/null
 	ktap_info "insmod $(basename "$KO"): exit $rc after $((SECONDS - t0)) s"

@@ -41,6 +41,7 @@ TESTS=(
 	nbd_server_restart:900
 	nbd_timeout:600
 	nbd_races:900
+	nbd_upstream:600
 	nbd_teardown:600
 )
 # nbd_install checks "make install"; it needs the harness's staging
@@ -52,6 +53,23 @@ fi
 # it, so it runs by default only when the harness built one.
 if [[ -n ${NBD_KUNIT_KO:-} && -x $DIR/nbd_kunit.sh ]]; then
 	TESTS+=(nbd_kunit:1200)
+fi
+# nbd_soak runs for NBD_SOAK_SECONDS (make soak; 3 minutes of it on the
+# debug kernel in make check), so only when that is set.
+if [[ -n ${NBD_SOAK_SECONDS:-} && -x $DIR/nbd_soak.sh ]]; then
+	TESTS+=(nbd_soak:$((NBD_SOAK_SECONDS + 900)))
+fi
+# nbd_fuzz_proxy fuzzes the reply path for NBD_FUZZ_SECONDS (default 600):
+# too long for the regular runs, so it is in the list only when asked for.
+FUZZ_TIMEOUT=$((${NBD_FUZZ_SECONDS:-600} + 900))
+if [[ ( ${NBD_FUZZ_PROXY:-0} == 1 || -n ${NBD_FUZZ_SECONDS:-} ) &&
+      -x $DIR/nbd_fuzz_proxy.sh ]]; then
+	TESTS+=(nbd_fuzz_proxy:$FUZZ_TIMEOUT)
+fi
+# nbd_swap swaps to nbd under memory pressure; it is meant for a VM of
+# its own with little memory (512 MiB), so it runs only with NBD_SWAP=1.
+if [[ ${NBD_SWAP:-0} == 1 && -x $DIR/nbd_swap.sh ]]; then
+	TESTS+=(nbd_swap:2400)
 fi
 DEFAULT_TIMEOUT=300
 
@@ -73,6 +91,10 @@ timeout_of()
 		fi
 	done
 	[[ $1 == nbd_* && -x $DIR/$1.sh ]] || return 1
+	if [[ $1 == nbd_fuzz_proxy ]]; then
+		echo "${NBD_SELFTEST_TIMEOUT:-$FUZZ_TIMEOUT}"
+		return 0
+	fi
 	echo "${NBD_SELFTEST_TIMEOUT:-$DEFAULT_TIMEOUT}"
 }
 

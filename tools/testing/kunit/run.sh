@@ -198,6 +198,21 @@ if [[ $raw -eq 1 && $rc -eq 0 ]]; then
 			grep -a -E 'Testing complete\.' | tail -n 1 || true)
 	fi
 fi
+# KUnit fails a case on a KASAN report, not on a WARN, a lockdep report
+# or a DEBUG_OBJECTS one: any of them in the kernel's log fails the run.
+# Allowed: UML's own warning at boot that PCI over virtio has no device
+# ID (arch/um/drivers/virt-pci.c; kunit.py's UML config).
+SPLAT_RE='WARNING:|BUG:|Oops|KASAN|UBSAN|ODEBUG:|possible circular locking|possible recursive locking|inconsistent lock state|INFO: task .* blocked|general protection'
+SPLAT_OK='WARNING: CPU: [0-9]+ PID: [0-9]+ at arch/um/drivers/virt-pci\.c:'
+if [[ -f $BUILD/test.log ]]; then
+	splats=$(grep -a -E "$SPLAT_RE" "$BUILD/test.log" |
+		 grep -a -v -E "$SPLAT_OK" || true)
+	if [[ -n $splats ]]; then
+		echo "$PROG: kernel splats in $BUILD/test.log:" >&2
+		head -n 20 <<<"$splats" >&2
+		rc=1
+	fi
+fi
 # kunit.py has been seen to exit 0 after a test crashed the kernel
 # ("Ran 10 tests: passed: 10, errors: 2"): judge by the summary too.
 if [[ $rc -eq 0 && $summary =~ (failed|crashed|errors):\ *[1-9] ]]; then

@@ -980,6 +980,29 @@ static int still_connected(struct nbdnl *nl, int index)
 }
 
 /*
+ * The persist process is what brings a dead connection back: the OOM
+ * killer must not pick it when memory runs out, which is when a swap
+ * device or a file system on nbd needs it most (as iscsid and
+ * multipathd ask systemd with OOMScoreAdjust=-1000).
+ */
+static void protect_from_oom(void)
+{
+	FILE *f = fopen("/proc/self/oom_score_adj", "w");
+	int bad;
+
+	if (!f) {
+		bad = errno;
+	} else {
+		bad = fputs("-1000\n", f) == EOF ? errno : 0;
+		if (fclose(f) == EOF && !bad)
+			bad = errno;
+	}
+	if (bad)
+		plog(LOG_WARNING, "cannot set oom_score_adj to -1000 (%s): the OOM killer may end this process",
+		     strerror(bad));
+}
+
+/*
  * reconnect_one - a new connection handed to the kernel for a dead one.
  * Returns 0, 1 when the kernel has no dead connection to replace, -1 on
  * failure (logged).
@@ -1056,6 +1079,7 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		plog(LOG_WARNING, "mlockall failed: %s; under memory pressure reconnecting may stall",
 		     strerror(errno));
+	protect_from_oom();
 
 	uri_text = nbd_uri_format(&o->uri);
 	backend = o->backend ? o->backend : uri_text;

@@ -37,7 +37,7 @@ DEAD=120
 STOCK=${NBD_STOCK:-0}
 
 nbd_test_init
-ktap_plan 11
+ktap_plan 12
 ktap_info "module: $(nbd_module_desc)"
 ktap_info "seed $SEED (NBD_SOAK_SEED=$SEED repeats the faults), $DURATION s"
 require_cmds nbdkit fio perl
@@ -164,6 +164,18 @@ persist_alive()
 	kill -0 "$PERSIST" 2>/dev/null
 }
 
+# persist_guarded: the persist process locked its memory and asked the
+# OOM killer to leave it alone.
+persist_guarded()
+{
+	local adj lck
+
+	adj=$(cat "/proc/$PERSIST/oom_score_adj" 2>/dev/null)
+	lck=$(awk '/^VmLck:/ { print $2 }' "/proc/$PERSIST/status" 2>/dev/null)
+	ktap_info "persist process: oom_score_adj ${adj:-?}, VmLck ${lck:-?} kB"
+	[[ $adj == -1000 && ${lck:-0} -gt 0 ]]
+}
+
 # inject: one fault, drawn at random.
 inject()
 {
@@ -218,6 +230,7 @@ while [[ $SECONDS -lt $t_end ]]; do
 		break
 	fi
 	size_now=$BIG
+	[[ $ROUND == 1 ]] && { persist_guarded; guarded=$?; }
 	rm -f "$NBD_TMP/stop"
 	fio_loop &
 	loop=$!
@@ -246,6 +259,8 @@ ktap_info "soak: $ROUND rounds, $runs fio runs, $ios I/Os, $nfaults faults ($(aw
 ktap_info "runs (round.run rc errors ios): $(tr '\n' ' ' <"$NBD_TMP/runs")"
 check "every round attached" test "$rounds_ok" = 1
 check "the persist process survived every fault" test "$persist_ok" = 1
+check "the persist process locked its memory and is not the OOM killer's" \
+	test "${guarded:-1}" = 0
 # at least one a minute and a half (the debug kernel restarts slowly)
 check "faults were injected ($nfaults)" test "$nfaults" -ge $((DURATION / 90))
 check "the persist process reconnected" test "$(reconnects)" -ge 1

@@ -11,6 +11,11 @@
 #   make firstrun             test setup.sh and the first-run paths (no VM)
 #   make kunit                run the KUnit tests under UML (KUNIT_ARGS=...)
 #   make kunit-coverage       the same with gcov, and an lcov report
+#   make fuzz                 the KUnit fuzz suite nbd_fuzz alone, long
+#                             (FUZZ_STREAMS=1000000 FUZZ_SEED=1)
+#   make soak                 the soak on the debug kernel (DURATION=3600 s)
+#   make vm-fuzz              the fuzzing proxy before nbdkit on the debug
+#                             kernel (FUZZ_SECONDS=600)
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
 #   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=),
 #                             then structured replies (BENCH_SR_ARGS=) and
@@ -87,6 +92,32 @@ kunit-coverage:
 debug-kernel:
 	tools/testing/vm/debug-kernel.sh
 
+# Outside make check: make check runs 100,000 streams of nbd_fuzz (in
+# make kunit), 3 minutes of soak and 90 s of the fuzzing proxy.
+FUZZ_STREAMS ?= 1000000
+FUZZ_SEED ?= 1
+FUZZ_TIMEOUT ?= 36000
+DURATION ?= 3600
+FUZZ_SECONDS ?= 600
+# One kernel's VM job of run-all.sh, with only the named test.
+vm_one = NBD_KERNELS=debug NBD_KUNIT=0 NBD_NBDCTL_TESTS=0 NBD_FIRSTRUN_TESTS=0
+
+fuzz:
+	tools/testing/kunit/run.sh nbd_fuzz --timeout=$(FUZZ_TIMEOUT) \
+		--kernel_args=nbd_kunit.fuzz_streams=$(FUZZ_STREAMS) \
+		--kernel_args=nbd_kunit.fuzz_seed=$(FUZZ_SEED)
+
+soak: setup
+	$(vm_one) NBD_TESTS=nbd_soak NBD_SOAK_SECONDS=$(DURATION) \
+		tools/testing/run-all.sh
+
+# kmemleak on for the fuzzing proxy's leak check (the debug kernel has it
+# built in, off by default).
+vm-fuzz: setup
+	$(vm_one) NBD_TESTS=nbd_fuzz_proxy NBD_FUZZ_PROXY=1 \
+		NBD_FUZZ_SECONDS=$(FUZZ_SECONDS) NBD_VM_APPEND=kmemleak=on \
+		tools/testing/run-all.sh
+
 # Not a test (never fails on a number, not in make check), e.g.
 # BENCH_ARGS="--kernel 6.12 --quick".
 BENCH_ARGS ?=
@@ -108,4 +139,4 @@ bench-tls:
 	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
 
 .PHONY: all modules clean install setup check check-long demo firstrun kunit \
-	kunit-coverage debug-kernel bench bench-sr bench-tls
+	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz

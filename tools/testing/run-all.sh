@@ -154,10 +154,12 @@ kernel_vm() {
 		      --env "NBD_TLS_MODES=alert-mid-reply garbage"
 		      --env NBD_KUNIT_FUZZ_STREAMS=400
 		      --env NBD_SOAK_SECONDS=180 --env NBD_SOAK_MB=2
-		      --env NBD_FUZZ_PROXY=1 --env NBD_FUZZ_SECONDS=90)
+		      --env NBD_FUZZ_PROXY=1 --env NBD_FUZZ_SECONDS=90
+		      --env NBD_FUZZ_MB=16)
 		if [ "$LONG" = 1 ]; then
 			slow+=(--env NBD_SOAK_SECONDS=600 --env NBD_SOAK_MB=4
-			       --env NBD_FUZZ_SECONDS=600)
+			       --env NBD_FUZZ_SECONDS=600 --env NBD_FUZZ_MB=64
+			       --env NBD_SELFTEST_TIMEOUT=2400)
 		fi
 	elif [ "$LONG" != 1 ]; then
 		# Within CI's hour: the short server restart cycle and 2000
@@ -174,14 +176,14 @@ kernel_vm() {
 	fi
 	# make soak and make vm-fuzz: their lengths win, and the bounds grow.
 	for v in NBD_SOAK_SECONDS NBD_SOAK_SEED NBD_SOAK_MB NBD_FUZZ_PROXY \
-		 NBD_FUZZ_SECONDS NBD_FUZZ_RATE; do
+		 NBD_FUZZ_SECONDS NBD_FUZZ_RATE NBD_FUZZ_SEED NBD_FUZZ_MB; do
 		[ -n "${!v:-}" ] && slow+=(--env "$v=${!v}")
 	done
 	long=$(( ${NBD_SOAK_SECONDS:-0} > ${NBD_FUZZ_SECONDS:-0} ?
 		 ${NBD_SOAK_SECONDS:-0} : ${NBD_FUZZ_SECONDS:-0} ))
-	if [ "$long" -gt 600 ]; then
-		slow+=(--env "NBD_SELFTEST_TIMEOUT=$((long + 1200))")
-		vm_timeout=$((vm_timeout + long + 1200))
+	if [ "$long" -gt 0 ]; then
+		slow+=(--env "NBD_SELFTEST_TIMEOUT=$((long + 1500))")
+		vm_timeout=$((vm_timeout + long + 1500))
 	fi
 	# A kernel with KUnit built the test module too: run it there.
 	kunit_ko=${ko%/nbd.ko}/nbd_kunit.ko

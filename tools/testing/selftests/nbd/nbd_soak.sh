@@ -8,8 +8,11 @@
 # random intervals, for NBD_SOAK_SECONDS.  nbdctl connect --persist
 # reconnects.  Pass: every fio run exits 0 with zero I/O and verify
 # errors, no I/O error in the kernel log, the persist process survives
-# every fault, and no task hangs (hung_task_timeout_secs is lowered to 30
-# s and the harness fails on a hung-task report).
+# every fault, and no task hangs (hung_task_timeout_secs is set to 120 s,
+# the kernel's default, and the harness fails on a hung-task report: the
+# outages the soak causes, a server stopped for up to 8 s or restarted,
+# plus the persist process's backoff, can keep I/O waiting longer than
+# 30 s on the debug kernel, which is no hang).
 #
 # The workload (each fio run, over and over in each round):
 #   - random writes of 512 B to 64 KiB, with reads verifying behind them
@@ -47,9 +50,9 @@ RANDOM=$SEED
 check "load nbd" nbd_load || ktap_bail "cannot load nbd"
 if [[ -w /proc/sys/kernel/hung_task_timeout_secs ]]; then
 	old_hung=$(cat /proc/sys/kernel/hung_task_timeout_secs)
-	echo 30 >/proc/sys/kernel/hung_task_timeout_secs
+	echo 120 >/proc/sys/kernel/hung_task_timeout_secs
 	at_exit "echo $old_hung >/proc/sys/kernel/hung_task_timeout_secs"
-	ktap_info "hung_task_timeout_secs: 30 (was $old_hung)"
+	ktap_info "hung_task_timeout_secs: 120 (was $old_hung)"
 else
 	ktap_info "this kernel has no hung task detector"
 fi
@@ -261,8 +264,11 @@ check "every round attached" test "$rounds_ok" = 1
 check "the persist process survived every fault" test "$persist_ok" = 1
 check "the persist process locked its memory and is not the OOM killer's" \
 	test "${guarded:-1}" = 0
-# at least one a minute and a half (the debug kernel restarts slowly)
-check "faults were injected ($nfaults)" test "$nfaults" -ge $((DURATION / 90))
+# at least one every two minutes (the debug kernel restarts slowly)
+min_faults=$((DURATION / 120))
+[[ $min_faults -ge 1 ]] || min_faults=1
+check "faults were injected ($nfaults, at least $min_faults)" \
+	test "$nfaults" -ge "$min_faults"
 check "the persist process reconnected" test "$(reconnects)" -ge 1
 if [[ $STOCK == 1 ]]; then
 	# The stock module fails a request the server answers with

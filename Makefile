@@ -16,6 +16,7 @@
 #   make soak                 the soak on the debug kernel (DURATION=3600 s)
 #   make vm-fuzz              the fuzzing proxy before nbdkit on the debug
 #                             kernel (FUZZ_SECONDS=600)
+#   make swap                 swap over nbd in a small VM (SWAP_KERNEL=6.12)
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
 #   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=),
 #                             then structured replies (BENCH_SR_ARGS=) and
@@ -113,6 +114,18 @@ soak: setup
 
 # kmemleak on for the fuzzing proxy's leak check (the debug kernel has it
 # built in, off by default).
+# Swap over nbd (nbd_swap, five phases) in a 512 MiB VM with this module,
+# then with the stock one for the record (its result does not fail).
+SWAP_KERNEL ?= 6.12
+swap_vm = tools/testing/vm/vm-run.sh --kernel $(SWAP_KERNEL) --smp 2 \
+	--mem 512 --timeout 2700 --env NBDCTL=$(CURDIR)/tools/nbdctl/nbdctl \
+	--env NBD_SWAP=1
+
+swap: setup
+	$(MAKE) -C tools/nbdctl
+	$(swap_vm) -- tools/testing/selftests/nbd/run_tests.sh nbd_swap
+	-$(swap_vm) --stock -- tools/testing/selftests/nbd/run_tests.sh nbd_swap
+
 vm-fuzz: setup
 	$(vm_one) NBD_TESTS=nbd_fuzz_proxy NBD_FUZZ_PROXY=1 \
 		NBD_FUZZ_SECONDS=$(FUZZ_SECONDS) NBD_VM_APPEND=kmemleak=on \
@@ -139,4 +152,4 @@ bench-tls:
 	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
 
 .PHONY: all modules clean install setup check check-long demo firstrun kunit \
-	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz
+	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz swap

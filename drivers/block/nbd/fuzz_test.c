@@ -34,6 +34,8 @@
  *   nbd_kunit.fuzz_streams  streams over the four cases (default 100000)
  *   nbd_kunit.fuzz_seed     the seed (default 1)
  *   nbd_kunit.fuzz_first    the first stream's index (default 0)
+ * Each case's streams run in slices of FZ_SLICE, one parameter each, as
+ * KUnit stops a case after 300 s.
  * Under UML: tools/testing/kunit/run.sh --kernel_args=nbd_kunit.fuzz_...;
  * `make fuzz` runs a long one.
  */
@@ -1285,12 +1287,65 @@ static const struct fz_case fz_cases[] = {
 	{ "structured replies over TCP", true, true },
 };
 
-static void fz_case_desc(const struct fz_case *c, char *desc)
+/*
+ * KUnit gives a case 300 s (lib/kunit/try-catch.c), so a case's streams
+ * run as slices of at most FZ_SLICE streams, each a parameter of its own
+ * with a fresh device: a million streams fit in one boot.  A parameter
+ * is a pointer into fz_params; its index is case * slices + slice.
+ */
+#define FZ_SLICE	4000
+#define FZ_MAX_PARAMS	4096
+#define FZ_DEADLINE_S	270U
+
+static const u8 fz_params[FZ_MAX_PARAMS];
+
+struct fz_slice {
+	const struct fz_case *c;
+	unsigned int first;	/* index of its first stream */
+	unsigned int n;		/* streams in it */
+};
+
+/* streams per case, and per slice so that the slices fit fz_params */
+static unsigned int fz_per_case(void)
 {
-	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+	return max(1U, fuzz_streams / (unsigned int)ARRAY_SIZE(fz_cases));
 }
 
-KUNIT_ARRAY_PARAM(fz, fz_cases, fz_case_desc);
+static unsigned int fz_slice_len(void)
+{
+	unsigned int per_slot = FZ_MAX_PARAMS / ARRAY_SIZE(fz_cases);
+
+	return max_t(unsigned int, FZ_SLICE,
+		     DIV_ROUND_UP(fz_per_case(), per_slot));
+}
+
+static unsigned int fz_slices(void)
+{
+	return DIV_ROUND_UP(fz_per_case(), fz_slice_len());
+}
+
+static void fz_slice_of(const void *param, struct fz_slice *sl)
+{
+	unsigned int k = (const u8 *)param - fz_params;
+	unsigned int len = fz_slice_len(), slice = k % fz_slices();
+
+	sl->c = &fz_cases[k / fz_slices()];
+	sl->first = fuzz_first + slice * len;
+	sl->n = min(len, fz_per_case() - slice * len);
+}
+
+static const void *fz_gen_params(const void *prev, char *desc)
+{
+	const u8 *p = prev ? (const u8 *)prev + 1 : fz_params;
+	struct fz_slice sl;
+
+	if (p - fz_params >= ARRAY_SIZE(fz_cases) * fz_slices())
+		return NULL;
+	fz_slice_of(p, &sl);
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s, streams %u-%u",
+		 sl.c->name, sl.first, sl.first + sl.n - 1);
+	return p;
+}
 
 static void fz_teardown(struct fz *fz)
 {
@@ -1320,13 +1375,18 @@ static void fz_teardown(struct fz *fz)
 
 static void nbd_fuzz_replies(struct kunit *test)
 {
-	const struct fz_case *c = test->param_value;
-	unsigned int n = max(1U, fuzz_streams / ARRAY_SIZE(fz_cases));
-	unsigned int cas = c - fz_cases, i;
+	const struct fz_case *c;
+	unsigned int n, cas, i;
+	struct fz_slice sl;
 	struct fz *fz;
 	bool warned;
 	u64 t0, ms;
 	int err = 0;
+
+	fz_slice_of(test->param_value, &sl);
+	c = sl.c;
+	n = sl.n;
+	cas = c - fz_cases;
 
 	fz = kunit_kzalloc(test, sizeof(*fz), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, fz);
@@ -1364,15 +1424,22 @@ static void nbd_fuzz_replies(struct kunit *test)
 	warned = test_taint(TAINT_WARN);
 	t0 = ktime_get_ns();
 	for (i = 0; i < n && !err; i++) {
-		err = fz_stream(fz, fuzz_first + i, cas);
+		err = fz_stream(fz, sl.first + i, cas);
 		if (!err && !warned && test_taint(TAINT_WARN)) {
 			fz_report(fz, "the kernel warned (see above)");
 			err = -EINVAL;
 		}
+		if (!err && i + 1 < n &&
+		    ktime_get_ns() - t0 > (u64)FZ_DEADLINE_S * NSEC_PER_SEC) {
+			KUNIT_FAIL(test,
+				   "stopped after %u of %u streams: past %u s of KUnit's 300 s for a case (a slow host?)",
+				   i + 1, n, FZ_DEADLINE_S);
+			err = -ETIMEDOUT;
+		}
 	}
 	ms = max_t(u64, 1, div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC));
 	kunit_info(test, "%s: %llu streams (seed %lu, from %u) in %llu ms: %llu streams/s\n",
-		   c->name, fz->st.streams, fuzz_seed, fuzz_first, ms,
+		   c->name, fz->st.streams, fuzz_seed, sl.first, ms,
 		   div64_u64(fz->st.streams * 1000, ms));
 	kunit_info(test, "  %llu mutated (%llu mutations), %llu closed by the server and reconnected, %llu pieces written, %llu other reads\n",
 		   fz->st.mutated, fz->st.mutations, fz->st.closed,

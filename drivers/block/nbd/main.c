@@ -1262,6 +1262,7 @@ int nbd_start_device(struct nbd_device *nbd)
 	set_disk_ro(nbd->disk, config->server_flags & NBD_FLAG_READ_ONLY);
 
 	config->pid = task_pid_nr(current);
+	config->owner_tgid = task_tgid_nr(current);
 	set_bit(NBD_RT_STARTED, &config->flags);
 	for (i = 0; i < config->num_conns; i++)
 		nbd_start_conn(config, config->conns[i]);

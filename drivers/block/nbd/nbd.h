@@ -99,7 +99,10 @@ enum {
  * @dead_since: when the last live connection failed (jiffies)
  * @backend: backend identifier given over netlink, or NULL
  * @setup_task: the task that configures the device through ioctls
- * @pid: the task that started the device
+ * @pid: the task that started the device, or the last to re-attach it
+ *	(a RECONFIGURE with sockets and the backend identifier)
+ * @owner_tgid: that task's process: it may resize the device without
+ *	repeating the backend identifier
  * @dbg_dir: debugfs directory while started
  */
 struct nbd_config {
@@ -126,6 +129,7 @@ struct nbd_config {
 	char *backend;
 	struct task_struct *setup_task;
 	pid_t pid;
+	pid_t owner_tgid;
 	struct dentry *dbg_dir;
 };
 

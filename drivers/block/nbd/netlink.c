@@ -474,6 +474,31 @@ static int nbd_genl_check_reconnect(struct genl_info *info,
 	return 0;
 }
 
+/*
+ * A RECONFIGURE of a device that has a backend identifier must repeat it,
+ * as upstream's does, but for one case: a request that only changes the
+ * size (NBD_ATTR_INDEX and NBD_ATTR_SIZE_BYTES, nothing else) from the
+ * process that started the device or last re-attached it.  Ceph 16's
+ * rbd-nbd resizes that way (Ceph tracker 64139), so with upstream's check
+ * its devices never follow an image resize.  Another process, or anything
+ * more than a size, still needs the identifier.
+ */
+static bool nbd_genl_owner_resize(struct genl_info *info,
+				  const struct nbd_config *config)
+{
+	int i;
+
+	if (!info->attrs[NBD_ATTR_SIZE_BYTES] ||
+	    task_tgid_nr(current) != config->owner_tgid)
+		return false;
+	for (i = 1; i <= NBD_ATTR_MAX; i++)
+		if (info->attrs[i] && i != NBD_ATTR_INDEX &&
+		    i != NBD_ATTR_SIZE_BYTES)
+			return false;
+	return !nla_find(genlmsg_data(info->genlhdr),
+			 genlmsg_len(info->genlhdr), NBD_ATTR_EXT);
+}
+
 static int nbd_genl_reconfigure_locked(struct genl_info *info,
 				       struct nbd_device *nbd,
 				       const struct nbd_ext_params *ext)
@@ -502,8 +527,12 @@ static int nbd_genl_reconfigure_locked(struct genl_info *info,
 		NL_SET_ERR_MSG(info->extack, "nbd: device is disconnecting");
 		return -EBUSY;
 	}
-	if (config->backend &&
-	    (!backend || nla_strcmp(backend, config->backend))) {
+	if (config->backend && !backend && nbd_genl_owner_resize(info, config)) {
+		dev_info(nbd_to_dev(nbd),
+			 "resize by its own process %d without the backend identifier\n",
+			 config->owner_tgid);
+	} else if (config->backend &&
+		   (!backend || nla_strcmp(backend, config->backend))) {
 		dev_err(nbd_to_dev(nbd),
 			"backend identifier missing or different, cannot reconfigure\n");
 		NL_SET_ERR_MSG(info->extack,
@@ -522,7 +551,12 @@ static int nbd_genl_reconfigure_locked(struct genl_info *info,
 	}
 	if (attrs[NBD_ATTR_SOCKETS]) {
 		err = nbd_genl_check_reconnect(info, config, ext);
-		return err ?: nbd_genl_add_socks(info, config, true);
+		err = err ?: nbd_genl_add_socks(info, config, true);
+		if (err)
+			return err;
+		/* the process that re-attached is the device's now */
+		config->pid = task_pid_nr(current);
+		config->owner_tgid = task_tgid_nr(current);
 	}
 	return 0;
 }

@@ -17,6 +17,8 @@
 #   make vm-fuzz              the fuzzing proxy before nbdkit on the debug
 #                             kernel (FUZZ_SECONDS=600)
 #   make swap                 swap over nbd in a small VM (SWAP_KERNEL=6.12)
+#   make ceph                 Ceph's rbd-nbd in full, ours and stock
+#                             (CEPH_KERNELS="6.1 6.12")
 #   make debug-kernel         build the KASAN + lockdep kernel for the VMs
 #   make bench                benchmark against the stock nbd.ko (BENCH_ARGS=),
 #                             then structured replies (BENCH_SR_ARGS=) and
@@ -112,8 +114,6 @@ soak: setup
 	$(vm_one) NBD_TESTS=nbd_soak NBD_SOAK_SECONDS=$(DURATION) \
 		tools/testing/run-all.sh
 
-# kmemleak on for the fuzzing proxy's leak check (the debug kernel has it
-# built in, off by default).
 # Swap over nbd (nbd_swap, five phases) in a 512 MiB VM with this module,
 # then with the stock one for the record (its result does not fail).
 SWAP_KERNEL ?= 6.12
@@ -126,10 +126,30 @@ swap: setup
 	$(swap_vm) -- tools/testing/selftests/nbd/run_tests.sh nbd_swap
 	-$(swap_vm) --stock -- tools/testing/selftests/nbd/run_tests.sh nbd_swap
 
+# kmemleak on for the fuzzing proxy's leak check (the debug kernel has it
+# built in, off by default).
 vm-fuzz: setup
 	$(vm_one) NBD_TESTS=nbd_fuzz_proxy NBD_FUZZ_PROXY=1 \
 		NBD_FUZZ_SECONDS=$(FUZZ_SECONDS) NBD_VM_APPEND=kmemleak=on \
 		tools/testing/run-all.sh
+
+# Ceph's rbd-nbd in full (nbd_ceph with NBD_CEPH_FULL=1: --exclusive, the
+# ioctl resize, the re-attach timeout, three OSDs) on each kernel, with
+# this module and then with the stock one for the record (its result
+# does not fail).
+CEPH_KERNELS ?= 6.1 6.12
+ceph_vm = tools/testing/vm/vm-run.sh --smp 2 --timeout 3600 \
+	--env NBDCTL=$(CURDIR)/tools/nbdctl/nbdctl --env NBD_CEPH_FULL=1 \
+	--env NBD_SELFTEST_TIMEOUT=3000
+
+ceph: setup
+	$(MAKE) -C tools/nbdctl
+	@rc=0; for k in $(CEPH_KERNELS); do \
+		$(ceph_vm) --kernel $$k -- \
+			tools/testing/selftests/nbd/run_tests.sh nbd_ceph || rc=1; \
+		$(ceph_vm) --kernel $$k --stock -- \
+			tools/testing/selftests/nbd/run_tests.sh nbd_ceph; \
+	done; exit $$rc
 
 # Not a test (never fails on a number, not in make check), e.g.
 # BENCH_ARGS="--kernel 6.12 --quick".
@@ -152,4 +172,5 @@ bench-tls:
 	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
 
 .PHONY: all modules clean install setup check check-long demo firstrun kunit \
-	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz swap
+	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz swap \
+	ceph

@@ -9,6 +9,8 @@
 #     debug kernel also the KUnit module, nbd_kunit), with no kernel splat
 #     and nbd unloadable at the end;
 #   - the KUnit suites on UML (make kunit);
+#   - Ceph's rbd-nbd on a one-node cluster in the guest (nbd_ceph, short),
+#     a VM of its own per Debian kernel;
 #   - nbdctl: built without a warning, its host tests (no VM), and in the
 #     VMs nbd_nbdctl, nbd_structured and nbd_persist, also with each
 #     kernel's stock nbd.ko;
@@ -22,6 +24,8 @@
 #   NBD_KUNIT=1                   0: skip the KUnit run on UML
 #   NBD_NBDCTL_TESTS=1            0: skip nbdctl's host tests
 #   NBD_FIRSTRUN_TESTS=1          0: skip the first-run tests
+#   NBD_CEPH=1                    0: skip nbd_ceph (rbd-nbd on a Ceph
+#                                 cluster in its own VM per kernel)
 #   NBD_TESTS="nbd_dd ..."        run only these selftests
 #   NBD_PARALLEL=2                jobs at once
 #   NBD_LONG=0                    1: the full server restart cycle, 5000
@@ -359,6 +363,36 @@ nbdctl_job() {
 		"$REPO/tools/nbdctl/tests/run.sh"
 }
 
+# ceph_job: Ceph's rbd-nbd (nbd_ceph, its short version) on each Debian
+# kernel, in a VM of its own, as the test starts a Ceph cluster in the
+# guest.  Its module is built apart, so that it never races a kernel
+# job's build.
+ceph_job() {
+	local k kvars krel ko log vmrc t0=$SECONDS KREL=''
+
+	for k in $KERNELS; do
+		[ "$k" = debug ] && continue
+		kvars=$("$VM/kernels.sh" --vars "$k") ||
+			{ result "kernel $k installed (nbd_ceph)" 1; continue; }
+		eval "$kvars"
+		krel=$KREL
+		log="$RESULTS/build-ceph-$krel.log"
+		ko=$(NBD_BUILD_DIR="${NBD_CACHE_DIR:-/var/cache/nbd-dev}/build-ceph" \
+			"$VM/build-module.sh" "$krel" 2>"$log") ||
+			{ result "build nbd.ko for nbd_ceph on $krel" 1; tail -20 "$log"; continue; }
+		log="$RESULTS/selftests-$krel-ceph.log"
+		echo "# nbd_ceph on $krel (log: $log)"
+		"$VM/vm-run.sh" --kernel "$krel" --smp 2 --timeout 1800 \
+			--module "$ko" --env "NBDCTL=$NBDCTL" --env NBD_CEPH=1 \
+			--log "$RESULTS/vm-$krel-ceph.log" -- \
+			tools/testing/selftests/nbd/run_tests.sh nbd_ceph >"$log" 2>&1
+		vmrc=$?
+		cat "$log"
+		vm_counts "$krel (nbd_ceph)" "$log" $vmrc
+	done
+	echo "# ceph: $((SECONDS - t0)) s"
+}
+
 # setup.sh and the first-run paths on a fake fresh Debian.
 firstrun_job() {
 	host_tests_job "first-run tests" "$RESULTS/firstrun-tests.log" \
@@ -374,6 +408,11 @@ for k in $KERNELS; do
 	[ "$k" = debug ] || jobs_list+=("kernel $k")
 done
 [ "$KUNIT" = 0 ] || jobs_list+=("kunit")
+# Ceph's rbd-nbd, unless only some selftests were asked for
+if [ "${NBD_CEPH:-1}" != 0 ] && [ -z "$TESTS" ] &&
+   [ -n "$(echo " $KERNELS " | sed 's/ debug / /g' | tr -d ' ')" ]; then
+	jobs_list+=("ceph")
+fi
 [ "${NBD_NBDCTL_TESTS:-1}" = 0 ] || jobs_list+=("nbdctl")
 [ "${NBD_FIRSTRUN_TESTS:-1}" = 0 ] || jobs_list+=("firstrun")
 
@@ -417,6 +456,7 @@ for j in "${jobs_list[@]}"; do
 	out="$RESULTS/job-${j// /-}.out"
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
+	ceph) ceph_job >"$out" 2>&1 & ;;
 	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
 	firstrun) firstrun_job >"$out" 2>&1 & ;;
 	*) kernel_job ${j#kernel } >"$out" 2>&1 & ;;

@@ -78,6 +78,8 @@ PACKAGES=(
 	linux-source-6.12 rsync lcov
 	# make bench: its charts
 	gnuplot-nox
+	# Ceph's rbd-nbd (nbd_ceph): a one-node cluster in the VM
+	ceph-mon ceph-mgr ceph-osd ceph-common rbd-nbd
 )
 IMG612_RE='^linux-image-6\.12\.[0-9]+\+deb12-amd64$'
 SOURCES="/etc/apt/sources.list and /etc/apt/sources.list.d/"

@@ -7,10 +7,16 @@ which no client tool does on purpose, and print the kernel's answer.
 
 KIND as in nbd_ioctl.py: udp, udp-connected, unix-dgram, netlink,
 tcp-unconnected, pipe, file, bad-fd; or unix-twice, one connected UNIX
-stream socket listed twice.  Prints "ok" or the errno name,
-followed by the extended ACK message when the kernel sent one; exits 0
-when the kernel refused the socket, 1 when it accepted it, 2 on a usage
-or protocol error.
+stream socket listed twice.
+
+  nbd_genl.py resize INDEX SIZE
+
+A RECONFIGURE with nothing but NBD_ATTR_INDEX and NBD_ATTR_SIZE_BYTES,
+as Ceph 16's rbd-nbd resizes (without the backend identifier).
+
+Both print "ok" or the errno name, followed by the extended ACK message
+when the kernel sent one; exit 0 when the kernel refused the request, 1
+when it accepted it, 2 on a usage or protocol error.
 """
 import errno
 import os
@@ -36,6 +42,7 @@ SOL_NETLINK = 270
 NETLINK_EXT_ACK = 11
 
 NBD_CMD_CONNECT = 1
+NBD_CMD_RECONFIGURE = 3
 NBD_ATTR_INDEX = 1
 NBD_ATTR_SIZE_BYTES = 2
 NBD_ATTR_SOCKETS = 7
@@ -104,7 +111,34 @@ def family_id(sock):
     return None
 
 
+def answer(err, text):
+    if err == 0:
+        print("ok")
+        return 1
+    name = errno.errorcode.get(-err, str(-err))
+    print(name + (": " + text if text else ""))
+    return 0
+
+
+def resize(argv):
+    index, size = int(argv[2]), int(argv[3])
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+    fam = family_id(sock)
+    if fam is None:
+        print("no nbd netlink family", file=sys.stderr)
+        return 2
+    msg = message(fam, NBD_CMD_RECONFIGURE, [
+        attr(NBD_ATTR_INDEX, struct.pack("=I", index)),
+        attr(NBD_ATTR_SIZE_BYTES, struct.pack("=Q", size)),
+    ], 3)
+    err, text, _ = transact(sock, msg)
+    return answer(err, text)
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "resize":
+        return resize(argv)
     if len(argv) not in (4, 5) or argv[1] != "connect":
         print(__doc__, file=sys.stderr)
         return 2
@@ -136,12 +170,7 @@ def main(argv):
     ], 2)
     err, text, _ = transact(sock, msg)
     del keep
-    if err == 0:
-        print("ok")
-        return 1
-    name = errno.errorcode.get(-err, str(-err))
-    print(name + (": " + text if text else ""))
-    return 0
+    return answer(err, text)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,14 @@ fi
 if [[ ${NBD_SWAP:-0} == 1 && -x $DIR/nbd_swap.sh ]]; then
 	TESTS+=(nbd_swap:2400)
 fi
+# nbd_ceph starts a Ceph cluster in the guest (a minute under TCG) and
+# runs rbd-nbd on it; run-all.sh gives it a VM of its own, so it is in
+# the list only with NBD_CEPH=1 (NBD_CEPH_FULL=1: the long version).
+CEPH_TIMEOUT=1200
+[[ ${NBD_CEPH_FULL:-0} == 1 ]] && CEPH_TIMEOUT=2700
+if [[ ${NBD_CEPH:-0} == 1 && -x $DIR/nbd_ceph.sh ]]; then
+	TESTS+=(nbd_ceph:$CEPH_TIMEOUT)
+fi
 DEFAULT_TIMEOUT=300
 
 usage()
@@ -93,6 +101,10 @@ timeout_of()
 	[[ $1 == nbd_* && -x $DIR/$1.sh ]] || return 1
 	if [[ $1 == nbd_fuzz_proxy ]]; then
 		echo "${NBD_SELFTEST_TIMEOUT:-$FUZZ_TIMEOUT}"
+		return 0
+	fi
+	if [[ $1 == nbd_ceph ]]; then
+		echo "${NBD_SELFTEST_TIMEOUT:-$CEPH_TIMEOUT}"
 		return 0
 	fi
 	echo "${NBD_SELFTEST_TIMEOUT:-$DEFAULT_TIMEOUT}"

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 #
 # A throwaway Ceph cluster on the loopback, for the rbd-nbd tests:
 # one monitor, one manager and N OSDs (BlueStore), all in CEPH_DIR, all

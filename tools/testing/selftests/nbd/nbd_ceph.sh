@@ -147,25 +147,12 @@ fs_round_trip()
 	[[ -n $sum1 && $sum1 == "$sum2" ]]
 }
 
-# fio_clean NAME: fio NAME had no error, and read back (verified) every
-# write.
-fio_clean()
-{
-	local json=$NBD_TMP/$1.json errs w r
-
-	errs=$(fio_errors "$json")
-	w=$(fio_ios "$json" write)
-	r=$(fio_ios "$json" read)
-	ktap_info "fio $1: errors=$errs writes=$w verified reads=$r"
-	[[ $errs == 0 && $w -gt 0 && $r -eq $w ]]
-}
-
 # fio_job NAME DEV: random writes of 4-64 KiB with crc32c verify over
 # the first MB MiB, then a verify pass; ok when clean.
 fio_job()
 {
 	fio_verify "$1" "$2" --rw=randwrite --bsrange=4k-64k --iodepth=8 \
-		--size="${MB}M" && fio_clean "$1"
+		--size="${MB}M" && fio_verify_clean "$1" - =
 }
 
 # unmap DEV: rbd-nbd unmap; the device is disconnected and list-mapped
@@ -281,7 +268,7 @@ else
 fi
 wait $FIO
 check "fio verify across the SIGKILL and attach: clean" \
-	eval '[[ $(cat "$NBD_TMP/ka.rc") == 0 ]] && fio_clean ka'
+	eval '[[ $(cat "$NBD_TMP/ka.rc") == 0 ]] && fio_verify_clean ka - ='
 check "the new rbd-nbd serves $DEV (list-mapped)" mapped_json "$DEV" img
 check "no I/O error in the kernel log" \
 	eval '! dmesg_since_mark ceph | grep -q "I/O error, dev ${DEV##*/}"'
@@ -316,7 +303,7 @@ osd_bounce()
 	sleep 15
 	ceph_osd_start "$id"
 	wait $fio
-	[[ $(cat "$NBD_TMP/$name.rc") == 0 ]] && fio_clean "$name"
+	[[ $(cat "$NBD_TMP/$name.rc") == 0 ]] && fio_verify_clean "$name" - =
 }
 
 DEV=$(map_dev osd --try-netlink --io-timeout 120 "$POOL/img")

@@ -120,13 +120,20 @@ def answer(err, text):
     return 0
 
 
-def resize(argv):
-    index, size = int(argv[2]), int(argv[3])
+def genl_socket():
+    """A generic netlink socket with extended ACKs, and nbd's family."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
     sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
     fam = family_id(sock)
     if fam is None:
         print("no nbd netlink family", file=sys.stderr)
+    return sock, fam
+
+
+def resize(argv):
+    index, size = int(argv[2]), int(argv[3])
+    sock, fam = genl_socket()
+    if fam is None:
         return 2
     msg = message(fam, NBD_CMD_RECONFIGURE, [
         attr(NBD_ATTR_INDEX, struct.pack("=I", index)),
@@ -153,11 +160,8 @@ def main(argv):
     if fd is None:
         print("unknown kind %s" % kind, file=sys.stderr)
         return 2
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
-    sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-    fam = family_id(sock)
+    sock, fam = genl_socket()
     if fam is None:
-        print("no nbd netlink family", file=sys.stderr)
         return 2
     item = attr(NBD_SOCK_ITEM | NLA_F_NESTED,
                 attr(NBD_SOCK_FD, struct.pack("=I", fd)))

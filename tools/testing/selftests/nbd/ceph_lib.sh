@@ -60,7 +60,6 @@ _ceph_conf()
 	auth_client_required = none
 	run_dir = $CEPH_DIR/run
 	log_file = $CEPH_DIR/log/\$name.log
-	admin_socket = $CEPH_DIR/run/\$name.asok
 	pid_file =
 	osd_pool_default_size = $copies
 	osd_pool_default_min_size = 1

@@ -176,7 +176,7 @@ s = s.get("pg_summary", s)
 total = s.get("num_pgs", 0)
 clean = sum(x["num"] for x in s.get("num_pg_by_state", [])
             if set(x["name"].split("+")) == {"active", "clean"})
-sys.exit(0 if total and clean == total else 1)'
+sys.exit(0 if total and clean == total else 1)' 2>/dev/null
 }
 
 ceph_wait_clean()

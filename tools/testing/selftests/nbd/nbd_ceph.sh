@@ -323,8 +323,10 @@ if [[ $FULL == 1 ]]; then
 	else
 		not_ok "a cluster of three OSDs comes up"
 	fi
+	# two copies of every placement group before an OSD stops
 	check "an image in the pool of two copies, all placement groups clean" \
-		eval 'rbdc create --size ${IMG_MB}M rbd2/img && ceph_wait_clean 180'
+		eval 'rbdc create --size ${IMG_MB}M rbd2/img && ceph_wait_clean 300' ||
+		ceph_cli -s | sed 's/^/# /'
 	POOL=rbd2
 	DEV=$(map_dev osd3 --try-netlink --io-timeout 120 "$POOL/img")
 	check "map rbd2/img: ${DEV:-none}" test -n "$DEV"

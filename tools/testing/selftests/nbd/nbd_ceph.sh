@@ -11,9 +11,10 @@
 # under fio.
 #
 # make check runs the short version; NBD_CEPH_FULL=1 (make ceph) adds
-# --exclusive, the ioctl resize, the re-attach timeout's teardown, and a
-# second cluster of three OSDs whose pool keeps two copies, where I/O
-# carries on while an OSD is down.
+# --exclusive, the ioctl resize, the re-attach timeout's teardown, the
+# only OSD stopped and restarted under fio (I/O waits), and a second
+# cluster of three OSDs whose pool keeps two copies, where I/O carries on
+# while an OSD is down.
 #
 # Environment: NBD_CEPH_FULL (0), NBD_CEPH_MB (fio region, 24 MiB).
 
@@ -30,7 +31,7 @@ nbd_test_init
 if [[ $FULL == 1 ]]; then
 	ktap_plan 40
 else
-	ktap_plan 29
+	ktap_plan 25
 fi
 ktap_info "module: $(nbd_module_desc)"
 require_cmds rbd-nbd rbd ceph ceph-mon ceph-mgr ceph-osd monmaptool \
@@ -306,13 +307,17 @@ osd_bounce()
 	[[ $(cat "$NBD_TMP/$name.rc") == 0 ]] && fio_verify_clean "$name" - =
 }
 
-DEV=$(map_dev osd --try-netlink --io-timeout 120 "$POOL/img")
-check "map for the OSD restart: ${DEV:-none}" test -n "$DEV"
-check "fio verify while the only OSD stops 15 s and restarts (I/O waits): clean" \
-	osd_bounce osd1 "$DEV" 0
-check "no hung task and no I/O error in the kernel log" \
-	eval '! dmesg_since_mark ceph | grep -E -q "blocked for more than|I/O error, dev ${DEV##*/}"'
-check "rbd-nbd unmap $DEV" unmap "$DEV"
+# make check stops short of the OSD restart (an OSD takes a minute to
+# start again under TCG)
+if [[ $FULL == 1 ]]; then
+	DEV=$(map_dev osd --try-netlink --io-timeout 120 "$POOL/img")
+	check "map for the OSD restart: ${DEV:-none}" test -n "$DEV"
+	check "fio verify while the only OSD stops 15 s and restarts (I/O waits): clean" \
+		osd_bounce osd1 "$DEV" 0
+	check "no hung task and no I/O error in the kernel log" \
+		eval '! dmesg_since_mark ceph | grep -E -q "blocked for more than|I/O error, dev ${DEV##*/}"'
+	check "rbd-nbd unmap $DEV" unmap "$DEV"
+fi
 
 if [[ $FULL == 1 ]]; then
 	pkill -9 -x rbd-nbd

@@ -29,7 +29,7 @@ REATTACH=${NBD_CEPH_REATTACH:-60}
 
 nbd_test_init
 if [[ $FULL == 1 ]]; then
-	ktap_plan 40
+	ktap_plan 41
 else
 	ktap_plan 25
 fi
@@ -118,13 +118,27 @@ for m in json.load(sys.stdin):
 sys.exit(1)' "$1" "$2"
 }
 
+# mapped_pid DEV: the pid list-mapped gives for DEV (what a user would
+# kill), or nothing.
+mapped_pid()
+{
+	rbdnbd list-mapped --format json 2>/dev/null | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    if m.get("device") == sys.argv[1]:
+        print(m.get("id", ""))' "$1" 2>/dev/null
+}
+
+# not_mapped DEV: list-mapped does not show DEV.
 not_mapped()
 {
-	local n
+	local out
 
-	n=$(rbdnbd list-mapped --format json 2>/dev/null |
-		python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') &&
-	[[ $n == 0 ]]
+	out=$(rbdnbd list-mapped --format json 2>/dev/null) &&
+	! python3 -c '
+import json, sys
+sys.exit(0 if any(m.get("device") == sys.argv[1]
+                  for m in json.loads(sys.argv[2])) else 1)' "$1" "$out"
 }
 
 # fs_round_trip DEV: mkfs.ext4, mount, write 16 MiB, unmount, mount
@@ -157,12 +171,12 @@ fio_job()
 }
 
 # unmap DEV: rbd-nbd unmap; the device is disconnected and list-mapped
-# is empty.
+# no longer shows it.
 unmap()
 {
 	rbdnbd unmap "$1" >"$NBD_TMP/unmap.out" 2>&1 ||
 		{ ktap_info_file "$NBD_TMP/unmap.out"; return 1; }
-	nbd_wait_disconnected "$1" 30 && ceph_poll 30 not_mapped
+	nbd_wait_disconnected "$1" 30 && ceph_poll 30 not_mapped "$1"
 }
 
 # resize_follows DEV MB: rbd resize the image to MB MiB; the device
@@ -250,7 +264,7 @@ check "map --show-cookie --reattach-timeout $REATTACH: $DEV, cookie ${COOKIE:-no
 	test -n "$DEV" -a -n "$COOKIE"
 check "the device's backend is the cookie" \
 	test "$(cat "/sys/block/${DEV##*/}/backend" 2>/dev/null)" = "$COOKIE"
-PID=$(daemon_of "$DEV")
+PID=$(mapped_pid "$DEV")
 (fio_verify ka "$DEV" --rw=randwrite --bsrange=4k-64k --iodepth=8 \
 	--size="${MB}M"; echo $? >"$NBD_TMP/ka.rc") &
 FIO=$!
@@ -275,12 +289,19 @@ check "no I/O error in the kernel log" \
 	eval '! dmesg_since_mark ceph | grep -q "I/O error, dev ${DEV##*/}"'
 
 if [[ $FULL == 1 ]]; then
-	PID=$(daemon_of "$DEV")
+	# upstream keeps the first daemon's pid in sysfs after an attach
+	PID=$(mapped_pid "$DEV")
+	check "sysfs pid names the re-attached daemon ($PID)" \
+		test -n "$PID" -a "$(daemon_of "$DEV")" = "$PID"
 	kill -9 "$PID" 2>/dev/null
 	t0=$SECONDS
-	check "SIGKILL, no attach: $DEV torn down after the re-attach timeout" \
-		nbd_wait_disconnected "$DEV" $((REATTACH + 60))
-	ktap_info "disconnected $((SECONDS - t0)) s after SIGKILL (timeout $REATTACH s)"
+	if nbd_wait_disconnected "$DEV" $((REATTACH + 60)); then
+		ok "SIGKILL, no attach: $DEV torn down after the re-attach timeout"
+		ktap_info "disconnected $((SECONDS - t0)) s after SIGKILL (timeout $REATTACH s)"
+	else
+		not_ok "SIGKILL, no attach: $DEV torn down after the re-attach timeout"
+		ktap_info "still connected $((SECONDS - t0)) s after SIGKILL (timeout $REATTACH s)"
+	fi
 	check "I/O on $DEV now fails at once" \
 		expect_fail timeout 10 dd if="$DEV" of=/dev/null bs=4k count=1 iflag=direct
 else

@@ -321,8 +321,15 @@ osd_bounce()
 {
 	local name=$1 dev=$2 id=$3 fio
 
-	(fio_verify "$name" "$dev" --rw=randwrite --bsrange=4k-64k \
-		--iodepth=8 --size="${MB}M"; echo $? >"$NBD_TMP/$name.rc") &
+	# under a shared lock on the device, as systemd documents for
+	# tools that own a disk: udev's reply to fio's close-after-write is
+	# BLKRRPART, whose partition read would hold the disk's open_mutex
+	# across the outage (and fio's next open would wait for it)
+	(exec 9<"$dev"
+	 flock -s 9
+	 fio_verify "$name" "$dev" --rw=randwrite --bsrange=4k-64k \
+		--iodepth=8 --size="${MB}M"
+	 echo $? >"$NBD_TMP/$name.rc") &
 	fio=$!
 	sleep 3
 	ceph_osd_stop "$id" || ktap_info "osd.$id did not stop"

@@ -1187,8 +1187,24 @@ static void nbd_config_teardown(struct nbd_device *nbd)
 	    test_and_clear_bit(NBD_DEV_REGISTERED, &nbd->flags))
 		nbd_put(nbd);
 
+	put_pid(config->owner);
 	kfree(config->backend);
 	kfree(config);
+}
+
+/**
+ * nbd_set_owner() - make the current task the one that owns the session
+ * @config: the session
+ *
+ * It is the task /sys/block/nbdX/pid names, and its process may resize
+ * the device over netlink without the backend identifier.  Called with
+ * the device's config_lock held.
+ */
+void nbd_set_owner(struct nbd_config *config)
+{
+	config->pid = task_pid_nr(current);
+	put_pid(config->owner);
+	config->owner = get_pid(task_tgid(current));
 }
 
 /**
@@ -1261,8 +1277,7 @@ int nbd_start_device(struct nbd_device *nbd)
 	}
 	set_disk_ro(nbd->disk, config->server_flags & NBD_FLAG_READ_ONLY);
 
-	config->pid = task_pid_nr(current);
-	config->owner_tgid = task_tgid_nr(current);
+	nbd_set_owner(config);
 	set_bit(NBD_RT_STARTED, &config->flags);
 	for (i = 0; i < config->num_conns; i++)
 		nbd_start_conn(config, config->conns[i]);

@@ -101,8 +101,9 @@ enum {
  * @setup_task: the task that configures the device through ioctls
  * @pid: the task that started the device, or the last to re-attach it
  *	(a RECONFIGURE with sockets and the backend identifier)
- * @owner_tgid: that task's process: it may resize the device without
- *	repeating the backend identifier
+ * @owner: that task's process (a reference, so that a reused pid is not
+ *	taken for it): it may resize the device without repeating the
+ *	backend identifier
  * @dbg_dir: debugfs directory while started
  */
 struct nbd_config {
@@ -129,7 +130,7 @@ struct nbd_config {
 	char *backend;
 	struct task_struct *setup_task;
 	pid_t pid;
-	pid_t owner_tgid;
+	struct pid *owner;
 	struct dentry *dbg_dir;
 };
 
@@ -235,6 +236,7 @@ struct nbd_device *nbd_find_or_create(int index);
 void nbd_put(struct nbd_device *nbd);
 struct nbd_config *nbd_config_create(struct nbd_device *nbd);
 void nbd_config_put(struct nbd_device *nbd);
+void nbd_set_owner(struct nbd_config *config);
 int nbd_check_sock(struct nbd_device *nbd, struct socket *sock,
 		   struct netlink_ext_ack *extack);
 int nbd_add_sock(struct nbd_config *config, struct socket *sock,

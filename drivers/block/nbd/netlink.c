@@ -489,7 +489,7 @@ static bool nbd_genl_owner_resize(struct genl_info *info,
 	int i;
 
 	if (!info->attrs[NBD_ATTR_SIZE_BYTES] ||
-	    task_tgid_nr(current) != config->owner_tgid)
+	    task_tgid(current) != config->owner)
 		return false;
 	for (i = 1; i <= NBD_ATTR_MAX; i++)
 		if (info->attrs[i] && i != NBD_ATTR_INDEX &&
@@ -530,7 +530,7 @@ static int nbd_genl_reconfigure_locked(struct genl_info *info,
 	if (config->backend && !backend && nbd_genl_owner_resize(info, config)) {
 		dev_info(nbd_to_dev(nbd),
 			 "resize by its own process %d without the backend identifier\n",
-			 config->owner_tgid);
+			 task_tgid_nr(current));
 	} else if (config->backend &&
 		   (!backend || nla_strcmp(backend, config->backend))) {
 		dev_err(nbd_to_dev(nbd),
@@ -555,8 +555,7 @@ static int nbd_genl_reconfigure_locked(struct genl_info *info,
 		if (err)
 			return err;
 		/* the process that re-attached is the device's now */
-		config->pid = task_pid_nr(current);
-		config->owner_tgid = task_tgid_nr(current);
+		nbd_set_owner(config);
 	}
 	return 0;
 }

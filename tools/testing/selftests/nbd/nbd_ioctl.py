@@ -12,15 +12,25 @@
                                         if the kernel refused it
   nbd_ioctl.py DEV set-size BYTES       NBD_SET_SIZE; prints "ok" or the errno
                                         name, exits 0 if it was accepted
+  nbd_ioctl.py DEV two-closes MODE      open DEV twice and read 4 KiB through
+                                        each, then close both: MODE "race"
+                                        closes them in two threads at once,
+                                        "seq" one after the other, checking
+                                        that the device is still connected
+                                        (its sysfs size is not 0) after the
+                                        first; exits 0 if the reads and that
+                                        check succeeded
 
 Exit status 2 on a usage error.
 """
 import errno
 import fcntl
+import mmap
 import os
 import socket
 import sys
 import tempfile
+import threading
 
 NBD_SET_SOCK = 0xab00
 NBD_SET_SIZE = 0xab02
@@ -109,6 +119,50 @@ def set_size(dev, size):
         os.close(dfd)
 
 
+def sysfs_size(dev):
+    name = os.path.basename(os.path.realpath(dev))
+    with open("/sys/block/%s/size" % name) as f:
+        return int(f.read())
+
+
+def two_closes(dev, mode):
+    fds = [os.open(dev, os.O_RDONLY | os.O_DIRECT) for _ in range(2)]
+    # O_DIRECT needs an aligned buffer: an mmap'd page is one.
+    page = mmap.mmap(-1, 4096)
+    try:
+        for i, fd in enumerate(fds):
+            n = os.preadv(fd, [page], i * 8 * 4096)
+            if n != len(page):
+                raise OSError(errno.EIO, "read %d of %d bytes through opener %d"
+                              % (n, len(page), i + 1))
+    except OSError as e:
+        for fd in fds:
+            os.close(fd)
+        print("read failed: %s" % e.strerror)
+        return 1
+    finally:
+        page.close()
+    if mode == "seq":
+        os.close(fds[0])
+        size = sysfs_size(dev)
+        os.close(fds[1])
+        if size == 0:
+            print("the first of two closes disconnected the device")
+            return 1
+        return 0
+    gate = threading.Barrier(2)
+
+    def closer(fd):
+        gate.wait()
+        os.close(fd)
+    threads = [threading.Thread(target=closer, args=(fd,)) for fd in fds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 0
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -120,6 +174,8 @@ def main(argv):
         return set_sock(dev, argv[3])
     if cmd == "set-size" and len(argv) == 4:
         return set_size(dev, int(argv[3]))
+    if cmd == "two-closes" and len(argv) == 4 and argv[3] in ("race", "seq"):
+        return two_closes(dev, argv[3])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -333,15 +333,17 @@ struct connect_opts {
 	struct nbd_hs_opts hs;		/* what the module can take */
 	struct nbd_tls_opts tls;	/* TLS options (hs.tls points here) */
 	bool ext;			/* the module takes NBD_ATTR_EXT */
+	/* the server's addresses as found at connect, for the reconnects */
+	struct nbd_addrs addrs;
 };
 
 /* Both the first handshakes and the reconnects go through here. */
-static int open_conn(const struct connect_opts *o, struct nbd_export *ex,
+static int open_conn(struct connect_opts *o, struct nbd_export *ex,
 		     char *err, size_t errlen)
 {
 	int fd;
 
-	fd = nbd_dial(&o->uri, o->hs_timeout, err, errlen);
+	fd = nbd_dial_saved(&o->uri, &o->addrs, o->hs_timeout, err, errlen);
 	if (fd < 0)
 		return -1;
 	if (nbd_negotiate(fd, o->uri.export_name, &o->hs, ex, err, errlen)) {
@@ -1007,16 +1009,20 @@ static void protect_from_oom(void)
  * Returns 0, 1 when the kernel has no dead connection to replace, -1 on
  * failure (logged).
  */
-static int reconnect_one(struct nbdnl *nl, const struct connect_opts *o,
+static int reconnect_one(struct nbdnl *nl, struct connect_opts *o,
 			 int index, const struct nbd_export *first,
 			 const char *backend)
 {
 	struct nbdnl_params p = { .index = index, .backend = backend };
 	struct nbd_export ex = { };
+	unsigned int lookups = o->addrs.lookups;
 	char err[1024];
 	int fd, ret;
 
 	fd = open_conn(o, &ex, err, sizeof(err));
+	if (o->addrs.lookups != lookups)
+		plog(LOG_NOTICE, "/dev/nbd%d: no address found at connect answered: looked %s up again",
+		     index, o->uri.host);
 	if (fd < 0) {
 		plog(LOG_WARNING, "/dev/nbd%d: reconnect failed: %s", index,
 		     err);

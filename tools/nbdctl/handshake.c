@@ -891,7 +891,8 @@ static int negotiate(struct conn *c, uint32_t opt, const char *name,
 	}
 	if (o->structured_replies && opt_structured_reply(c, ex))
 		return -1;
-	ret = opt_go_info(c, opt, name, ex);
+	/* nbd-client's -g: for servers that mishandle GO */
+	ret = o->no_go ? 1 : opt_go_info(c, opt, name, ex);
 	if (ret == 0) {
 		ex->used_go = true;
 		if (opt == NBD_OPT_GO) {
@@ -915,17 +916,39 @@ static int negotiate(struct conn *c, uint32_t opt, const char *name,
 	return -1;
 }
 
+/* One address: a connected socket, or -1 with the errno in @e. */
+static int dial_one(int family, int protocol, const struct sockaddr *sa,
+		    socklen_t len, unsigned int timeout_s, int *e)
+{
+	int fd;
+
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, protocol);
+	if (fd < 0) {
+		*e = errno;
+		return -1;
+	}
+	if (set_timeouts(fd, timeout_s) || connect(fd, sa, len)) {
+		*e = errno == EINPROGRESS ? ETIMEDOUT : errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /**
- * nbd_dial() - connect to the server named by @u.
+ * nbd_dial_saved() - connect to the server named by @u.
  * @u: the target.
+ * @saved: the addresses of an earlier look-up, tried first; a look-up is
+ *	made (and its addresses saved here) only when none answers.  May
+ *	be NULL: always look up.
  * @timeout_s: send and receive timeout for the handshake (0: none).
  * @err: a sentence on failure.
  * @errlen: size of @err.
  *
  * Return: a connected stream socket (close-on-exec), or -1.
  */
-int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
-	     char *err, size_t errlen)
+int nbd_dial_saved(const struct nbd_uri *u, struct nbd_addrs *saved,
+		   unsigned int timeout_s, char *err, size_t errlen)
 {
 	struct conn c = { .fd = -1, .err = err, .errlen = errlen };
 	struct addrinfo hints = {
@@ -936,6 +959,7 @@ int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
 	struct addrinfo *res, *ai;
 	const char *lb, *rb;
 	int fd, e = 0, one = 1, rc;
+	unsigned int i;
 
 	if (u->socket) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -975,30 +999,44 @@ int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
 		set_err(&c, "no server to connect to");
 		return -1;
 	}
+	/*
+	 * The addresses found at connect are tried first: a reconnect must
+	 * not depend on /etc/hosts, DNS or an NSS module that may live on
+	 * the very device that waits for it.
+	 */
+	fd = -1;
+	for (i = 0; saved && i < saved->n && fd < 0; i++)
+		fd = dial_one(saved->a[i].family, saved->a[i].protocol,
+			      (struct sockaddr *)&saved->a[i].sa,
+			      saved->a[i].len, timeout_s, &e);
+	if (fd >= 0)
+		goto connected;
 	rc = getaddrinfo(u->host, u->port ? u->port : NBD_DEFAULT_PORT,
 			 &hints, &res);
+	if (saved)
+		saved->lookups++;
 	if (rc) {
-		set_err(&c, "cannot resolve the host name \"%s\": %s", u->host,
-			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		set_err(&c, "cannot resolve the host name \"%s\": %s%s", u->host,
+			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc),
+			saved && saved->n ? " (and no address found earlier answers)" : "");
 		return -1;
 	}
-	fd = -1;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
+	if (saved) {
+		saved->n = 0;
+		for (ai = res; ai && saved->n < NBD_ADDRS_MAX; ai = ai->ai_next) {
+			if (ai->ai_addrlen > sizeof(saved->a[0].sa))
+				continue;
+			memcpy(&saved->a[saved->n].sa, ai->ai_addr,
+			       ai->ai_addrlen);
+			saved->a[saved->n].len = ai->ai_addrlen;
+			saved->a[saved->n].family = ai->ai_family;
+			saved->a[saved->n].protocol = ai->ai_protocol;
+			saved->n++;
 		}
-		if (set_timeouts(fd, timeout_s) ||
-		    connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-			e = errno == EINPROGRESS ? ETIMEDOUT : errno;
-			close(fd);
-			fd = -1;
-			continue;
-		}
-		break;
 	}
+	for (ai = res; ai && fd < 0; ai = ai->ai_next)
+		fd = dial_one(ai->ai_family, ai->ai_protocol, ai->ai_addr,
+			      ai->ai_addrlen, timeout_s, &e);
 	freeaddrinfo(res);
 	if (fd < 0) {
 		lb = strchr(u->host, ':') ? "[" : "";
@@ -1008,12 +1046,28 @@ int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
 			strerror(e ? e : EHOSTUNREACH));
 		return -1;
 	}
+connected:
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
 		set_err(&c, "cannot set TCP_NODELAY: %s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+/**
+ * nbd_dial() - nbd_dial_saved() with a fresh look-up.
+ * @u: the target.
+ * @timeout_s: send and receive timeout for the handshake (0: none).
+ * @err: a sentence on failure.
+ * @errlen: size of @err.
+ *
+ * Return: a connected stream socket (close-on-exec), or -1.
+ */
+int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
+	     char *err, size_t errlen)
+{
+	return nbd_dial_saved(u, NULL, timeout_s, err, errlen);
 }
 
 /**

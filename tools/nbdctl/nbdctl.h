@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 
 /* Exit codes (documented in nbdctl.8) */
 #define NBDCTL_EXIT_OK		0	/* success */
@@ -181,6 +182,7 @@ struct nbd_hs_opts {
 	bool structured_replies;	/* NBD_OPT_STRUCTURED_REPLY */
 	bool block_size;		/* NBD_INFO_BLOCK_SIZE in NBD_OPT_GO:
 					 * only when the kernel keeps to it */
+	bool no_go;			/* NBD_OPT_EXPORT_NAME, never GO */
 };
 
 void nbd_export_free(struct nbd_export *ex);
@@ -193,6 +195,25 @@ void nbd_export_free(struct nbd_export *ex);
  */
 int nbd_dial(const struct nbd_uri *u, unsigned int timeout_s,
 	     char *err, size_t errlen);
+
+/* The server's addresses as first resolved (nbd_dial_saved()). */
+#define NBD_ADDRS_MAX		16
+struct nbd_addrs {
+	unsigned int n;
+	struct {
+		struct sockaddr_storage sa;
+		socklen_t len;
+		int family, protocol;
+	} a[NBD_ADDRS_MAX];
+	unsigned int lookups;		/* name look-ups made so far */
+};
+
+/*
+ * nbd_dial_saved() - nbd_dial() that tries @saved's addresses first and
+ * looks the name up (refilling @saved) only when none of them answers.
+ */
+int nbd_dial_saved(const struct nbd_uri *u, struct nbd_addrs *saved,
+		   unsigned int timeout_s, char *err, size_t errlen);
 
 /*
  * nbd_negotiate() - fixed newstyle handshake with NO_ZEROES, then
@@ -231,6 +252,41 @@ int nbd_list(int fd, const struct nbd_tls_opts *tls,
  * "HAS_FLAGS SEND_FLUSH CAN_MULTI_CONN"; unknown bits as "bit13".
  */
 void nbd_flags_text(uint16_t flags, char *buf, size_t len);
+
+/* nbdtab.c: /etc/nbdtab, nbd-client's table of devices */
+#define NBDTAB_PATH		"/etc/nbdtab"
+#define NBDTAB_LINE_MAX		1024
+
+struct nbdtab_entry {
+	unsigned int line;
+	int index;			/* the device, nbd<index> */
+	char device[16];		/* "nbd<index>" */
+	bool noauto;			/* up --all skips it */
+	int argc;			/* the line as connect's arguments: */
+	char *argv[64];			/* "connect" ... DEVICE, NULL */
+};
+
+/*
+ * nbdtab_parse_line() - one line of @path (for the messages), numbered
+ * @line, into @e: the arguments of "nbdctl connect" it stands for.
+ * Returns 0 for an entry (free it with nbdtab_entry_free()), 1 for a
+ * blank or comment line, -1 with "PATH line N: reason" in @err (and
+ * @e->index the line's device, or -1 when that column was bad).
+ */
+int nbdtab_parse_line(const char *text, const char *path, unsigned int line,
+		      struct nbdtab_entry *e, char *err, size_t errlen);
+void nbdtab_entry_free(struct nbdtab_entry *e);
+/*
+ * nbdtab_find() - call @cb for @device's line of @path, or for every line
+ * when @device is NULL; a non-zero return of @cb stops the walk and is
+ * returned.  Bad lines are reported (errors with @all, else warnings) and
+ * the first is in @err.  Returns 0, -ENOENT (no such file, no line for
+ * the device), -EEXIST (the device is listed twice), -EINVAL (a bad
+ * line: the device's, or any with @all).
+ */
+int nbdtab_find(const char *path, const char *device, bool all,
+		int (*cb)(void *arg, struct nbdtab_entry *e), void *arg,
+		char *err, size_t errlen);
 
 /* netlink.c: the "nbd" generic netlink family */
 struct nl_sock;

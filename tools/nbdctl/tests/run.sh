@@ -181,22 +181,22 @@ stop()
 # ------------------------------------------------------------------ build
 
 if [ -z "${NBDCTL:-}" ]; then
-	if make -C "$dir" O="$build" SANITIZE=1 all "$build/tests/uri_test" \
+	if make -C "$dir" O="$build" SANITIZE=1 all tests \
 		>"$tmp/build.log" 2>&1; then
-		ok "build nbdctl and tests/uri_test with SANITIZE=1"
+		ok "build nbdctl and its unit tests with SANITIZE=1"
 	else
-		not_ok "build nbdctl and tests/uri_test with SANITIZE=1" \
+		not_ok "build nbdctl and its unit tests with SANITIZE=1" \
 			"$(tail -n 20 "$tmp/build.log")"
 		echo "$passed passed, $failed failed"
 		exit 1
 	fi
 	NBDCTL=$build/nbdctl
 else
-	if make -C "$dir" O="$build" SANITIZE=1 "$build/tests/uri_test" \
+	if make -C "$dir" O="$build" SANITIZE=1 tests \
 		>"$tmp/build.log" 2>&1; then
-		ok "build tests/uri_test with SANITIZE=1 (nbdctl: $NBDCTL)"
+		ok "build the unit tests with SANITIZE=1 (nbdctl: $NBDCTL)"
 	else
-		not_ok "build tests/uri_test with SANITIZE=1" \
+		not_ok "build the unit tests with SANITIZE=1" \
 			"$(tail -n 20 "$tmp/build.log")"
 	fi
 fi
@@ -212,21 +212,23 @@ else
 	ok "the build has no compiler warnings"
 fi
 
-# ------------------------------------------------------------- uri_test
+# ------------------------------------------------------- unit tests
 
-if [ -x "$build/tests/uri_test" ]; then
-	"$build/tests/uri_test" >"$tmp/uri.log" 2>&1
-	urc=$?
-	if [ $urc = 0 ] && ! grep -q '^not ok' "$tmp/uri.log"; then
-		ok "tests/uri_test ($(grep -c '^ok' "$tmp/uri.log") cases)"
-	else
-		not_ok "tests/uri_test (exit $urc)" \
-			"$(grep -A2 '^not ok' "$tmp/uri.log")" \
-			"$(tail -n 5 "$tmp/uri.log")"
+for t in uri_test nbdtab_test; do
+	if [ ! -x "$build/tests/$t" ]; then
+		not_ok "tests/$t was built"
+		continue
 	fi
-else
-	not_ok "tests/uri_test was built"
-fi
+	"$build/tests/$t" >"$tmp/$t.log" 2>&1
+	urc=$?
+	if [ $urc = 0 ] && ! grep -q '^not ok' "$tmp/$t.log"; then
+		ok "tests/$t ($(grep -c '^ok' "$tmp/$t.log") cases)"
+	else
+		not_ok "tests/$t (exit $urc)" \
+			"$(grep -A2 '^not ok' "$tmp/$t.log")" \
+			"$(tail -n 5 "$tmp/$t.log")"
+	fi
+done
 
 # ---------------------------------------------------------- command line
 

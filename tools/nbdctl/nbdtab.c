@@ -52,7 +52,8 @@ static const struct tab_option tab_options[] = {
 	{ .name = "cacertfile", .kind = TAB_STRING, .arg = "--cacert" },
 	{ .name = "tlshostname", .kind = TAB_STRING, .arg = "--tls-hostname" },
 	{ .name = "priority", .kind = TAB_STRING, .arg = "--tls-priority" },
-	{ .name = "sdp", .kind = TAB_REFUSED, .why = "Sockets Direct Protocol is gone from Linux (and from nbd-client)" },
+	{ .name = "sdp", .kind = TAB_REFUSED,
+	  .why = "Sockets Direct Protocol is gone from Linux (and from nbd-client)" },
 	/* nbdctl's own */
 	{ .name = "dead_timeout", .kind = TAB_UINT, .arg = "--dead-timeout", .max = 2147483647UL },
 	{ .name = "readonly", .kind = TAB_FLAG, .arg = "--read-only" },
@@ -64,7 +65,8 @@ static const struct tab_option tab_options[] = {
 	{ .name = "tls_psk", .kind = TAB_STRING, .arg = "--tls-psk" },
 	{ .name = "tls_username", .kind = TAB_STRING, .arg = "--tls-username" },
 	{ .name = "tls_insecure", .kind = TAB_FLAG, .arg = "--tls-insecure" },
-	{ .name = "handshake_timeout", .kind = TAB_UINT, .arg = "--handshake-timeout", .max = 3600 },
+	{ .name = "handshake_timeout", .kind = TAB_UINT,
+	  .arg = "--handshake-timeout", .max = 3600 },
 	{ .name = "backend", .kind = TAB_STRING, .arg = "--backend" },
 	{ .name = "noauto", .kind = TAB_NOAUTO },
 	/* systemd's mount option, sometimes copied here: harmless */
@@ -220,7 +222,7 @@ static int parse_line(const char *text, const char *path, unsigned int line,
 			       f[0]);
 	snprintf(e->device, sizeof(e->device), "nbd%d", e->index);
 	host = f[1];
-	is_uri = strstr(host, "://") != NULL;
+	is_uri = strstr(host, "://");
 
 	if (push(e, "connect"))
 		goto nomem;

@@ -26,6 +26,10 @@
 #   make bench-sr             only the structured-reply benchmark
 #   make bench-tls            only the TLS benchmark (kTLS against
 #                             nbd-client's userspace TLS proxy)
+#   make deb                  the Debian packages nbd-dkms and nbdctl into
+#                             build/deb/ (DEB_OUT=DIR), then lintian on them
+#                             (DEB_LINT=0: not)
+#   make deb-lint             lintian on the packages in build/deb/
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
 # srcversion lets users check that the module loaded is the one built:
@@ -171,6 +175,17 @@ bench-sr:
 bench-tls:
 	tools/testing/bench/bench-tls.sh $(BENCH_TLS_ARGS)
 
+# Debian packages (debian/), built by dpkg-buildpackage from a copy of the
+# tree under DEB_OUT; lintian errors and warnings fail the build.
+DEB_OUT ?= build/deb
+DEB_LINT ?= 1
+
+deb:
+	tools/deb/make-deb.sh $(if $(filter 0,$(DEB_LINT)),--no-lint) $(DEB_OUT)
+
+deb-lint:
+	tools/deb/make-deb.sh --lint-only $(DEB_OUT)
+
 .PHONY: all modules clean install setup check check-long demo firstrun kunit \
 	kunit-coverage debug-kernel bench bench-sr bench-tls fuzz soak vm-fuzz swap \
-	ceph
+	ceph deb deb-lint

@@ -21,8 +21,8 @@ Install the build tools, the Debian 6.1 kernel (linux-image-amd64 +
 linux-headers-amd64), the newest Debian 6.12 kernel
 (linux-image-6.12.N+deb12-amd64 + matching headers), QEMU, busybox, the
 NBD user space tools used by the VM tests, and linux-source-6.12, rsync and
-lcov for KUnit and the debug kernel. Must run as root when anything is
-missing.
+lcov for KUnit and the debug kernel, and debhelper, dh-dkms and lintian
+for make deb. Must run as root when anything is missing.
 
 When every package is installed already (and some 6.12 kernel is), nothing
 is downloaded and apt is not run.
@@ -68,6 +68,9 @@ PACKAGES=(
 	fio parted e2fsprogs udev util-linux iproute2 procps python3
 	# packaging check
 	dkms
+	# make deb: dpkg-buildpackage, debhelper with dh_dkms, and lintian
+	# (nbdctl's build dependencies are below)
+	build-essential dpkg-dev debhelper dh-dkms lintian
 	# nbdctl (libnl-genl-3, GnuTLS, its manual page from reStructuredText)
 	pkg-config libnl-3-dev libnl-genl-3-dev libgnutls28-dev python3-docutils
 	# TLS tests: certtool and psktool

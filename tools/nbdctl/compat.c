@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * compat.c - nbd-client's command line ("nbd-client" symlink, "nbdctl
- * compat ARGS").
+ * nbd-client's command line: the "nbd-client" symlink and "nbdctl compat
+ * ARGS".
  *
  * nbd-client 3.24 parses its arguments with getopt_long_only(): long
  * options take one dash or two and may be abbreviated, positionals and
@@ -126,12 +126,12 @@ static void compat_usage(FILE *f)
 	fputs(compat_usage_text, f);
 }
 
-/* glibc keeps getopt's ordering ('-') until it is reinitialized. */
-static void getopt_reset(void)
+/*
+ * glibc keeps getopt's ordering ('-') until it is reinitialized: do that
+ * (optind 0) on an empty command line, for the nbdctl command's getopt.
+ */
+static void getopt_reset(char **argv)
 {
-	static char prog[] = "nbdctl";
-	char *argv[] = { prog, NULL };
-
 	optind = 0;
 	opterr = 0;
 	getopt(1, argv, "");
@@ -163,17 +163,15 @@ static void warn(struct nbd_compat *c, const char *fmt, ...)
 
 static void warn(struct nbd_compat *c, const char *fmt, ...)
 {
-	size_t n = strlen(c->warnings);
+	size_t n = strlen(c->warnings), left = sizeof(c->warnings) - n;
 	va_list ap;
+	int len;
 
-	if (n + 1 >= sizeof(c->warnings))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(c->warnings + n, sizeof(c->warnings) - n, fmt, ap);
+	len = vsnprintf(c->warnings + n, left, fmt, ap);
 	va_end(ap);
-	n = strlen(c->warnings);
-	if (n + 1 < sizeof(c->warnings) && (!n || c->warnings[n - 1] != '\n'))
-		strcpy(c->warnings + n, "\n");
+	if (len >= 0 && (size_t)len + 1 < left)
+		snprintf(c->warnings + n + len, left - len, "\n");
 }
 
 /* Append @s to the nbdctl command line; false when it is full. */
@@ -248,7 +246,11 @@ static void opt_name(const char *arg, char *name, size_t len,
 	name[n] = '\0';
 }
 
-/* getopt said '?': say why the way glibc would have. */
+/*
+ * getopt said '?' about @arg: say why the way glibc would have.  A
+ * single-dash word that is no long option is a cluster of short ones
+ * when its first letter is one (so "-bogus" is -b ogus, as in nbd-client).
+ */
 static int bad_option(struct nbd_compat *c, const char *arg, char *err,
 		      size_t errlen)
 {
@@ -258,12 +260,9 @@ static int bad_option(struct nbd_compat *c, const char *arg, char *err,
 	size_t len, used = 0;
 	int matches = 0;
 
-	if (optopt)
-		return fail(c, err, errlen, true,
-			    "nbd-client: invalid option -- '%c'", optopt);
 	opt_name(arg, name, sizeof(name), &dashes);
 	len = strlen(name);
-	for (o = compat_options; o->name; o++) {
+	for (o = compat_options; len && o->name; o++) {
 		if (strncmp(o->name, name, len))
 			continue;
 		if (strlen(o->name) == len) {
@@ -277,17 +276,21 @@ static int bad_option(struct nbd_compat *c, const char *arg, char *err,
 				 sizeof(list) - used : 0, " '%s%s'", dashes,
 				 o->name);
 	}
-	if (!len || !matches)
-		return fail(c, err, errlen, true,
-			    "nbd-client: unrecognized option '%s%s'", dashes,
-			    name);
 	if (matches > 1)
 		return fail(c, err, errlen, true,
 			    "nbd-client: option '%s%s' is ambiguous; possibilities:%s",
 			    dashes, name, list);
-	return fail(c, err, errlen, true,
-		    "nbd-client: option '%s%s' doesn't allow an argument",
-		    dashes, found->name);
+	if (matches)
+		return fail(c, err, errlen, true,
+			    "nbd-client: option '%s%s' doesn't allow an argument",
+			    dashes, found->name);
+	if (dashes[1] || !len || !strchr(compat_short + 2, name[0]) ||
+	    !optopt)
+		return fail(c, err, errlen, true,
+			    "nbd-client: unrecognized option '%s%s'", dashes,
+			    name);
+	return fail(c, err, errlen, true, "nbd-client: invalid option -- '%c'",
+		    optopt);
 }
 
 /* getopt said ':': @arg lacks its argument. */
@@ -405,7 +408,8 @@ static bool add_tls(struct nbd_compat *c, const struct compat_args *a)
 	/* nbd-client checks the server's certificate only against -A. */
 	if (!a->cacert) {
 		ok &= add(c, "--tls-insecure");
-		warn(c, "Warning: TLS without -cacertfile: the server's certificate is not verified");
+		warn(c,
+		     "Warning: TLS without -cacertfile: the server's certificate is not verified");
 	}
 	return ok;
 }
@@ -469,7 +473,8 @@ static int do_connect(struct nbd_compat *c, const struct compat_args *a,
 		if (a->name || a->have_bs || a->timeout || a->have_conns ||
 		    a->persist || a->swap || a->unix_sock || a->cert ||
 		    a->key || a->cacert || a->tlshostname || a->no_optgo)
-			warn(c, "Warning: /etc/nbdtab's line for %s decides the export, server and options: those on the command line are ignored",
+			warn(c,
+			     "Warning: /etc/nbdtab's line for %s decides the export, server and options: those on the command line are ignored",
 			     tab);
 		if (a->readonly)
 			ok &= add(c, "--read-only");
@@ -522,14 +527,21 @@ out:
 static int parse(int argc, char **argv, struct nbd_compat *c,
 		 struct compat_args *a, char *err, size_t errlen)
 {
-	int opt, npos = 0, ret;
+	int opt, npos = 0, ret, elem;
 
-	while ((opt = getopt_long_only(argc, argv, compat_short,
-				       compat_options, NULL)) != -1) {
+	for (;;) {
+		/* the word getopt looks at (optind stays on a cluster) */
+		elem = optind ? optind : 1;
+		opt = getopt_long_only(argc, argv, compat_short,
+				       compat_options, NULL);
+		if (opt == -1)
+			break;
 		ret = NBD_COMPAT_RUN;
 		switch (opt) {
 		case 1:
-			ret = positional(c, a, &npos, optarg, err, errlen);
+			if (optarg)
+				ret = positional(c, a, &npos, optarg, err,
+						 errlen);
 			break;
 		case 'A':
 			a->cacert = optarg;
@@ -620,9 +632,9 @@ static int parse(int argc, char **argv, struct nbd_compat *c,
 			a->priority = optarg;
 			break;
 		case ':':
-			return missing_arg(c, argv[optind - 1], err, errlen);
+			return missing_arg(c, argv[elem], err, errlen);
 		default:
-			return bad_option(c, argv[optind - 1], err, errlen);
+			return bad_option(c, argv[elem], err, errlen);
 		}
 		if (ret != NBD_COMPAT_RUN)
 			return ret;
@@ -652,7 +664,7 @@ int nbd_compat_translate(int argc, char **argv, struct nbd_compat *out,
 	optind = 0;
 	opterr = 0;
 	ret = parse(argc, argv, out, &a, err, errlen);
-	getopt_reset();
+	getopt_reset(argv);
 	if (ret != NBD_COMPAT_RUN || out->argc)
 		return ret;
 

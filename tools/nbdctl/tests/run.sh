@@ -214,7 +214,7 @@ fi
 
 # ------------------------------------------------------- unit tests
 
-for t in uri_test nbdtab_test; do
+for t in uri_test nbdtab_test compat_test; do
 	if [ ! -x "$build/tests/$t" ]; then
 		not_ok "tests/$t was built"
 		continue

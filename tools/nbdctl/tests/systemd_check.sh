@@ -75,7 +75,8 @@ else
 fi
 check "the installed unit runs \$(sbindir)/nbdctl, else is the same" \
 	bash -c 'diff <(sed "s|$3/nbdctl|/usr/sbin/nbdctl|g" "$2") "$1" &&
-		 grep -qx "ExecStart=$3/nbdctl up --foreground %i" "$2"' \
+		 { grep -qx "ExecStart=$3/nbdctl up --foreground %i" "$2" ||
+		   { echo "not $3/nbdctl:"; grep "^Exec" "$2"; false; }; }' \
 	_ "$unit" "$inst" "$prefix/sbin"
 
 # systemd-analyze verify loads the template for an instance of it

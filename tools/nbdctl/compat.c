@@ -128,14 +128,15 @@ static void compat_usage(FILE *f)
 
 /*
  * glibc keeps getopt's ordering ('-') until it is reinitialized: do that
- * (optind 0) on an empty command line, for the nbdctl command's getopt.
+ * (optind 0) on an empty command line, and leave optind 0 so that the
+ * nbdctl command's getopt starts afresh with its own optstring too.
  */
 static void getopt_reset(char **argv)
 {
 	optind = 0;
 	opterr = 0;
 	getopt(1, argv, "");
-	optind = 1;
+	optind = 0;
 	opterr = 1;
 }
 

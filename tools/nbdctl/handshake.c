@@ -10,6 +10,8 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/nbd.h>
@@ -917,6 +920,117 @@ static int negotiate(struct conn *c, uint32_t opt, const char *name,
 }
 
 /* One address: a connected socket, or -1 with the errno in @e. */
+/* How long a look-up during a reconnect may take. */
+#define LOOKUP_TIMEOUT_S	10
+
+/* lookup - getaddrinfo() into @out.  Returns 0, or -1 with the reason. */
+static int lookup(const char *host, const char *port, struct nbd_addrs *out,
+		  struct conn *c)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *res, *ai;
+	int rc;
+
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		set_err(c, "cannot resolve the host name \"%s\": %s", host,
+			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	out->n = 0;
+	for (ai = res; ai && out->n < NBD_ADDRS_MAX; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(out->a[0].sa))
+			continue;
+		memcpy(&out->a[out->n].sa, ai->ai_addr, ai->ai_addrlen);
+		out->a[out->n].len = ai->ai_addrlen;
+		out->a[out->n].family = ai->ai_family;
+		out->a[out->n].protocol = ai->ai_protocol;
+		out->n++;
+	}
+	freeaddrinfo(res);
+	if (!out->n) {
+		set_err(c, "the host name \"%s\" has no usable address", host);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * lookup_bounded - lookup() in a child process, LOOKUP_TIMEOUT_S at most.
+ * The child writes the addresses, or its error text, to a pipe.
+ */
+static int lookup_bounded(const char *host, const char *port,
+			  struct nbd_addrs *out, struct conn *c)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	char msg[512], *p = (char *)out;
+	size_t want = sizeof(*out), got = 0;
+	int pfds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	/* children of earlier look-ups that were given up on */
+	while (waitpid(-1, &status, WNOHANG) > 0)
+		;
+	if (pipe2(pfds, O_CLOEXEC)) {
+		set_err(c, "cannot look up \"%s\": pipe: %s", host,
+			strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		set_err(c, "cannot look up \"%s\": fork: %s", host,
+			strerror(errno));
+		close(pfds[0]);
+		close(pfds[1]);
+		return -1;
+	}
+	if (!pid) {
+		struct conn cc = { .fd = -1, .err = msg, .errlen = sizeof(msg) };
+
+		close(pfds[0]);
+		memset(out, 0, sizeof(*out));
+		if (lookup(host, port, out, &cc)) {
+			/* n == 0 and the message after it */
+			out->n = 0;
+			snprintf((char *)out->a, sizeof(out->a), "%s", msg);
+		}
+		_exit(write(pfds[1], out, sizeof(*out)) == sizeof(*out) ? 0 : 1);
+	}
+	close(pfds[1]);
+	pfd.fd = pfds[0];
+	while (got < want) {
+		n = poll(&pfd, 1, LOOKUP_TIMEOUT_S * 1000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		n = read(pfds[0], p + got, want - got);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(pfds[0]);
+	if (got < want) {
+		/* it may hang where it is; it is reaped at a later look-up */
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, WNOHANG);
+		set_err(c, "looking up \"%s\" took over %d s; given up", host,
+			LOOKUP_TIMEOUT_S);
+		return -1;
+	}
+	waitpid(pid, &status, 0);
+	if (!out->n) {
+		set_err(c, "%.*s", (int)sizeof(out->a) - 1, (char *)out->a);
+		return -1;
+	}
+	return 0;
+}
+
 static int dial_one(int family, int protocol, const struct sockaddr *sa,
 		    socklen_t len, unsigned int timeout_s, int *e)
 {
@@ -951,12 +1065,7 @@ int nbd_dial_saved(const struct nbd_uri *u, struct nbd_addrs *saved,
 		   unsigned int timeout_s, char *err, size_t errlen)
 {
 	struct conn c = { .fd = -1, .err = err, .errlen = errlen };
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICSERV,
-	};
-	struct addrinfo *res, *ai;
+	struct nbd_addrs fresh = { };
 	const char *lb, *rb;
 	int fd, e = 0, one = 1, rc;
 	unsigned int i;
@@ -1011,33 +1120,37 @@ int nbd_dial_saved(const struct nbd_uri *u, struct nbd_addrs *saved,
 			      saved->a[i].len, timeout_s, &e);
 	if (fd >= 0)
 		goto connected;
-	rc = getaddrinfo(u->host, u->port ? u->port : NBD_DEFAULT_PORT,
-			 &hints, &res);
+	/*
+	 * A look-up during a reconnect runs in a child process that may
+	 * take LOOKUP_TIMEOUT_S at most: if it hangs on a file system that
+	 * waits for this very reconnect, the saved addresses are tried
+	 * again later instead.
+	 */
+	if (saved && saved->n)
+		rc = lookup_bounded(u->host, u->port ? u->port : NBD_DEFAULT_PORT,
+				    &fresh, &c);
+	else
+		rc = lookup(u->host, u->port ? u->port : NBD_DEFAULT_PORT,
+			    &fresh, &c);
 	if (saved)
 		saved->lookups++;
 	if (rc) {
-		set_err(&c, "cannot resolve the host name \"%s\": %s%s", u->host,
-			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc),
-			saved && saved->n ? " (and no address found earlier answers)" : "");
+		if (saved && saved->n)
+			add_err(&c, " (and no address found earlier answers)");
 		return -1;
 	}
-	if (saved) {
-		saved->n = 0;
-		for (ai = res; ai && saved->n < NBD_ADDRS_MAX; ai = ai->ai_next) {
-			if (ai->ai_addrlen > sizeof(saved->a[0].sa))
-				continue;
-			memcpy(&saved->a[saved->n].sa, ai->ai_addr,
-			       ai->ai_addrlen);
-			saved->a[saved->n].len = ai->ai_addrlen;
-			saved->a[saved->n].family = ai->ai_family;
-			saved->a[saved->n].protocol = ai->ai_protocol;
-			saved->n++;
-		}
+	for (i = 0; i < fresh.n && fd < 0; i++)
+		fd = dial_one(fresh.a[i].family, fresh.a[i].protocol,
+			      (struct sockaddr *)&fresh.a[i].sa, fresh.a[i].len,
+			      timeout_s, &e);
+	/*
+	 * The new addresses replace the saved ones only once one of them
+	 * answers: a server that is down for a while keeps its old ones.
+	 */
+	if (saved && (fd >= 0 || !saved->n)) {
+		fresh.lookups = saved->lookups;
+		*saved = fresh;
 	}
-	for (ai = res; ai && fd < 0; ai = ai->ai_next)
-		fd = dial_one(ai->ai_family, ai->ai_protocol, ai->ai_addr,
-			      ai->ai_addrlen, timeout_s, &e);
-	freeaddrinfo(res);
 	if (fd < 0) {
 		lb = strchr(u->host, ':') ? "[" : "";
 		rb = *lb ? "]" : "";

@@ -4,12 +4,14 @@
  * loop that reconnects dead connections.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 
 #include <linux/nbd.h>
 #include <linux/nbd-netlink.h>
@@ -31,6 +37,11 @@
 #define BACKOFF_MIN_MS		500
 #define BACKOFF_MAX_MS		30000
 #define STATUS_EVERY_MS		5000
+
+/* Linux 5.6: memory reclaim does not wait on the I/O of this process */
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER	57
+#endif
 
 /* --- small helpers ----------------------------------------------------- */
 
@@ -311,7 +322,10 @@ static pid_t persist_pid(const struct dev_state *st)
 	if (n <= 0)
 		return 0;
 	comm[n] = '\0';
-	return strncmp(comm, "nbdctl", 6) ? 0 : (pid_t)st->pid;
+	/* nbdctl, or nbdctl run as nbd-client (compat mode) */
+	if (strncmp(comm, "nbdctl", 6) && strncmp(comm, "nbd-client", 10))
+		return 0;
+	return (pid_t)st->pid;
 }
 
 /* --- connect ------------------------------------------------------------- */
@@ -329,6 +343,13 @@ struct connect_opts {
 	unsigned int client_flags;
 	bool persist, foreground, strict;
 	bool no_structured;
+	bool swap;			/* --swap: the persist profile for swap */
+	bool adopt;			/* --adopt: take over a connected device */
+	bool up;			/* nbdctl up: a device up already */
+	bool wait;			/* --wait: until udev is done */
+	unsigned int wait_timeout;
+	bool from_tab;			/* only a device: its nbdtab line */
+	const char *nbdtab;		/* --nbdtab FILE */
 	unsigned int hs_timeout;
 	struct nbd_hs_opts hs;		/* what the module can take */
 	struct nbd_tls_opts tls;	/* TLS options (hs.tls points here) */
@@ -425,13 +446,25 @@ static void connect_usage(FILE *f)
 "      --disconnect-on-close  disconnect when the last opener closes it\n"
 "  -p, --persist              stay resident and reconnect dead connections\n"
 "  -f, --foreground           with --persist: do not detach, log to stderr\n"
+"      --swap                 --persist for a swap device: mlockall must work,\n"
+"                             and memory reclaim never waits on this process\n"
+"      --adopt                take over a connected device whose persist process\n"
+"                             died: the device is not touched (nbdctl persist)\n"
+"  -w, --wait                 return once udev is done with the device and its\n"
+"                             partitions (as nbdctl wait)\n"
+"      --wait-timeout S       how long --wait waits (default 60)\n"
+"      --nbdtab FILE          the table for 'connect DEVICE' (default %s)\n"
 "      --handshake-timeout S  give up on a silent server after S s (30)\n"
 "      --no-structured-replies  ask the server for simple replies only\n"
+"      --no-opt-go            old servers: NBD_OPT_EXPORT_NAME, not NBD_OPT_GO\n"
+"\n"
+"With only a DEVICE, its line of the nbdtab gives the server and options;\n"
+"options on the command line come after the line's, and win.\n"
 "\n"
 "TLS (nbds://HOST/EXPORT or --tls): the handshake runs in nbdctl, then the\n"
 "session's keys go to kernel TLS on the socket (TCP only):\n"
 NBD_TLS_USAGE,
-		PERSIST_DEFAULT_DEAD);
+		PERSIST_DEFAULT_DEAD, NBDTAB_PATH);
 }
 
 enum {
@@ -445,6 +478,12 @@ enum {
 	OPT_JSON,
 	OPT_COUNT,
 	OPT_NO_SR,
+	OPT_SWAP,
+	OPT_ADOPT,
+	OPT_UP,
+	OPT_WAIT_TIMEOUT,
+	OPT_NBDTAB,
+	OPT_NO_GO,
 };
 
 static const struct option connect_options[] = {
@@ -463,6 +502,13 @@ static const struct option connect_options[] = {
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 	{ "no-structured-replies", no_argument, NULL, OPT_NO_SR },
+	{ "swap", no_argument, NULL, OPT_SWAP },
+	{ "adopt", no_argument, NULL, OPT_ADOPT },
+	{ "up", no_argument, NULL, OPT_UP },	/* nbdctl up's, internal */
+	{ "wait", no_argument, NULL, 'w' },
+	{ "wait-timeout", required_argument, NULL, OPT_WAIT_TIMEOUT },
+	{ "nbdtab", required_argument, NULL, OPT_NBDTAB },
+	{ "no-opt-go", no_argument, NULL, OPT_NO_GO },
 	NBD_TLS_LONG_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ }
@@ -479,8 +525,10 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 	o->index = -1;
 	o->connections = 1;
 	o->hs_timeout = 30;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "N:u:C:b:t:D:rpfh",
+	o->wait_timeout = 60;
+	o->nbdtab = NBDTAB_PATH;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "N:u:C:b:t:D:rpfwh",
 				connect_options, NULL)) != -1) {
 		switch (c) {
 		case 'N':
@@ -544,6 +592,32 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 				       "--handshake-timeout"))
 				return NBDCTL_EXIT_USAGE;
 			break;
+		case OPT_SWAP:
+			o->swap = true;
+			o->persist = true;
+			break;
+		case OPT_ADOPT:
+			o->adopt = true;
+			o->persist = true;
+			break;
+		case OPT_UP:
+			o->up = true;
+			break;
+		case 'w':
+			o->wait = true;
+			break;
+		case OPT_WAIT_TIMEOUT:
+			if (parse_uint(optarg, 86400, &o->wait_timeout,
+				       "--wait-timeout"))
+				return NBDCTL_EXIT_USAGE;
+			o->wait = true;
+			break;
+		case OPT_NBDTAB:
+			o->nbdtab = optarg;
+			break;
+		case OPT_NO_GO:
+			o->hs.no_go = true;
+			break;
 		case 'h':
 			connect_usage(stdout);
 			exit(NBDCTL_EXIT_OK);
@@ -575,8 +649,13 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 		}
 		ret = nbd_uri_from_args(NULL, NULL, unix_path, name, &o->uri,
 					err, sizeof(err));
+	} else if (!npos && o->index >= 0) {
+		/* connect DEVICE: the server is in the nbdtab */
+		o->from_tab = true;
+		return 0;
 	} else if (!npos) {
-		nbdctl_err("connect: which server? Give a URI, HOST [PORT] or --unix PATH");
+		nbdctl_err("connect: which server? Give a URI, HOST [PORT], --unix PATH, or a device listed in %s",
+			   o->nbdtab);
 		connect_usage(stderr);
 		return NBDCTL_EXIT_USAGE;
 	} else if (strstr(pos[0], "://")) {
@@ -627,6 +706,15 @@ static int parse_connect_args(int argc, char **argv, struct connect_opts *o)
 static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 			struct connect_opts *o, int index,
 			const struct nbd_export *first);
+static int start_persist(struct nbdnl *nl, struct nbdnl *ev,
+			 struct connect_opts *o, int index,
+			 struct dev_state *st, const struct nbd_export *ex);
+static int adopt_device(struct nbdnl *nl, struct nbdnl *ev,
+			struct connect_opts *o);
+static int connect_from_tab(const struct connect_opts *o, int argc,
+			    char **argv);
+static int wait_device(int index, unsigned int timeout_s);
+static int still_connected(struct nbdnl *nl, int index);
 
 /*
  * What to negotiate, from what the loaded module understands: the stock
@@ -706,12 +794,26 @@ int cmd_connect(int argc, char **argv)
 	int fds[MAX_CONNECTIONS];
 	unsigned int i, n = 0, bs;
 	uint64_t size;
-	int ret, index = -1;
-	pid_t child;
+	int ret, c, index = -1;
 
 	ret = parse_connect_args(argc, argv, &o);
 	if (ret)
 		goto out_uri;
+	if (o.from_tab) {
+		ret = connect_from_tab(&o, argc, argv);
+		goto out_uri;
+	}
+	if ((o.adopt || o.up) && o.index < 0) {
+		nbdctl_err("--adopt: which device? Give /dev/nbdN");
+		ret = NBDCTL_EXIT_USAGE;
+		goto out_uri;
+	}
+	if (o.swap && mlockall(MCL_CURRENT | MCL_FUTURE)) {
+		nbdctl_err("--swap: mlockall failed (%s): the persist process of a swap device must never wait for its own pages",
+			   strerror(errno));
+		ret = errno == EPERM ? NBDCTL_EXIT_PERM : NBDCTL_EXIT_FAIL;
+		goto out_uri;
+	}
 	ret = open_netlink(&nl);
 	if (ret)
 		goto out_uri;
@@ -727,6 +829,27 @@ int cmd_connect(int argc, char **argv)
 		nbdctl_err("%s", err);
 		ret = NBDCTL_EXIT_KERNEL;
 		goto out_nl;
+	}
+
+	/* nbdctl up and --adopt: a device that is connected already */
+	if (o.up || o.adopt) {
+		c = still_connected(&nl, o.index);
+		if (c < 0) {
+			nbdctl_err("cannot ask the kernel about /dev/nbd%d",
+				   o.index);
+			ret = NBDCTL_EXIT_KERNEL;
+			goto out_nl;
+		}
+		if (c) {
+			ret = adopt_device(&nl, &ev, &o);
+			goto out_nl;
+		}
+		if (o.adopt) {
+			nbdctl_err("/dev/nbd%d is not connected: there is nothing to adopt (nbdctl connect attaches it)",
+				   o.index);
+			ret = NBDCTL_EXIT_KERNEL;
+			goto out_nl;
+		}
 	}
 
 	fds[0] = open_conn(&o, &ex, err, sizeof(err));
@@ -848,45 +971,18 @@ int cmd_connect(int argc, char **argv)
 		st.pref_block = ex.pref_block;
 		st.max_block = ex.max_block;
 	}
+	ret = 0;
+	if (o.wait && wait_device(index, o.wait_timeout)) {
+		nbdctl_err("/dev/nbd%d stays attached", index);
+		ret = NBDCTL_EXIT_FAIL;
+	}
 	if (!o.persist) {
 		state_write(index, &st);
-		ret = 0;
 		goto out_fds;
 	}
-
-	if (!o.foreground) {
-		child = fork();
-		if (child < 0) {
-			nbdctl_err("cannot fork the persist process: %s; /dev/nbd%d stays attached without it",
-				   strerror(errno), index);
-			state_write(index, &st);
-			ret = NBDCTL_EXIT_FAIL;
-			goto out_fds;
-		}
-		if (child) {
-			st.pid = child;
-			state_write(index, &st);
-			printf("persist process %ld keeps /dev/nbd%d connected\n",
-			       (long)child, index);
-			ret = 0;
-			goto out_fds;
-		}
-		setsid();
-		/* The loop opens no relative path: a failure is harmless. */
-		(void)!chdir("/");
-		i = open("/dev/null", O_RDWR);
-		if ((int)i >= 0) {
-			dup2(i, 0);
-			dup2(i, 1);
-			dup2(i, 2);
-			if (i > 2)
-				close(i);
-		}
-	} else {
-		st.pid = getpid();
-		state_write(index, &st);
-	}
-	ret = persist_loop(&nl, &ev, &o, index, &ex);
+	c = start_persist(&nl, &ev, &o, index, &st, &ex);
+	if (c)
+		ret = c;
 
 out_fds:
 	for (i = 0; i < n; i++)
@@ -934,6 +1030,9 @@ static void plog(int prio, const char *fmt, ...)
 	}
 	va_end(ap);
 }
+
+static void notify(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 
 static int64_t now_ms(void)
 {
@@ -1081,11 +1180,26 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * systemd's shutdown leaves processes whose argv[0] starts with '@'
+	 * to the end: file systems on the device are unmounted first.
+	 */
+	if (nbdctl_argv && nbdctl_argv[0] && nbdctl_argv[0][0])
+		nbdctl_argv[0][0] = '@';
 	/* Never wait for pages that would have to come over this device. */
 	if (mlockall(MCL_CURRENT | MCL_FUTURE))
-		plog(LOG_WARNING, "mlockall failed: %s; under memory pressure reconnecting may stall",
+		plog(o->swap ? LOG_ERR : LOG_WARNING,
+		     "mlockall failed: %s; under memory pressure reconnecting may stall",
 		     strerror(errno));
 	protect_from_oom();
+	/*
+	 * Memory reclaim must not make a reconnect wait for writeback to
+	 * this very device (swap or dirty pages of a file system on it).
+	 */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) && (o->swap || nbdctl_verbose))
+		plog(o->swap ? LOG_ERR : LOG_INFO,
+		     "cannot mark this process an I/O flusher (PR_SET_IO_FLUSHER: %s): reclaim may wait on it",
+		     strerror(errno));
 
 	uri_text = nbd_uri_format(&o->uri);
 	backend = o->backend ? o->backend : uri_text;
@@ -1102,6 +1216,16 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 		backoff_max = (int64_t)o->dead_timeout * 1000 / 4;
 	if (backoff_max < BACKOFF_MIN_MS)
 		backoff_max = BACKOFF_MIN_MS;
+
+	/*
+	 * Adopted: connections may have died while nobody watched.  Try
+	 * each; the kernel says ENOSPC when none is dead.
+	 */
+	if (o->adopt)
+		ps.dead = o->connections;
+	notify("READY=1\nSTATUS=/dev/nbd%d: %u connection%s to %s\nMAINPID=%ld",
+	       index, o->connections, o->connections == 1 ? "" : "s",
+	       uri_text ? uri_text : "?", (long)getpid());
 
 	pfd.fd = nbdnl_fd(ev);
 	pfd.events = POLLIN;
@@ -1146,7 +1270,14 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 				ps.dead = ret ? 0 : ps.dead - 1;
 				backoff = BACKOFF_MIN_MS;
 				next_try = now;
+				if (!ps.dead)
+					notify("STATUS=/dev/nbd%d: %u connection%s to %s",
+					       index, o->connections,
+					       o->connections == 1 ? "" : "s",
+					       uri_text ? uri_text : "?");
 			} else {
+				notify("STATUS=/dev/nbd%d: reconnecting, %u connection%s dead",
+				       index, ps.dead, ps.dead == 1 ? "" : "s");
 				if (still_connected(nl, index) == 0) {
 					plog(LOG_NOTICE, "/dev/nbd%d was disconnected (the dead-connection timeout may have passed); exiting",
 					     index);
@@ -1161,11 +1292,431 @@ static int persist_loop(struct nbdnl *nl, struct nbdnl *ev,
 	if (persist_stop)
 		plog(LOG_NOTICE, "/dev/nbd%d: signal %d, exiting (the device stays attached)",
 		     index, (int)persist_stop);
+	notify("STOPPING=1");
 	free(uri_text);
+	/* gone without being asked to: a service manager may restart us */
+	return persist_stop ? 0 : NBDCTL_EXIT_FAIL;
+}
+
+/* --- systemd: readiness and status (sd_notify's protocol) ------------------ */
+
+/*
+ * notify - one datagram to $NOTIFY_SOCKET ("READY=1", "STATUS=...") when a
+ * service manager started us with Type=notify; nothing otherwise.
+ */
+static void notify(const char *fmt, ...)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[512];
+	size_t plen;
+	va_list ap;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	plen = strlen(path);
+	if (plen >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, plen);
+	if (path[0] == '@')		/* an abstract socket */
+		sa.sun_path[0] = '\0';
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   offsetof(struct sockaddr_un, sun_path) + plen) < 0)
+		plog(LOG_WARNING, "cannot tell the service manager '%s': %s",
+		     msg, strerror(errno));
+	close(fd);
+}
+
+/*
+ * start_persist - the persist process for @index: this one (--foreground)
+ * or a child that detaches.  Returns the exit code for this process.
+ */
+static int start_persist(struct nbdnl *nl, struct nbdnl *ev,
+			 struct connect_opts *o, int index,
+			 struct dev_state *st, const struct nbd_export *ex)
+{
+	pid_t child;
+	int fd;
+
+	if (o->foreground) {
+		st->pid = getpid();
+		state_write(index, st);
+		return persist_loop(nl, ev, o, index, ex);
+	}
+	child = fork();
+	if (child < 0) {
+		nbdctl_err("cannot fork the persist process: %s; /dev/nbd%d stays attached without it",
+			   strerror(errno), index);
+		state_write(index, st);
+		return NBDCTL_EXIT_FAIL;
+	}
+	if (child) {
+		st->pid = child;
+		state_write(index, st);
+		printf("persist process %ld keeps /dev/nbd%d connected\n",
+		       (long)child, index);
+		return 0;
+	}
+	/* Not this process's service manager's to hear from. */
+	unsetenv("NOTIFY_SOCKET");
+	setsid();
+	/* The loop opens no relative path: a failure is harmless. */
+	(void)!chdir("/");
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return persist_loop(nl, ev, o, index, ex);
+}
+
+/*
+ * adopt_device - take over a device that is connected already (its persist
+ * process died, or nbdctl up finds it up): the device is not touched.  The
+ * backend identifier must be the one this server and export give, and a
+ * handshake must find the export the device was attached to.
+ */
+static int adopt_device(struct nbdnl *nl, struct nbdnl *ev,
+			struct connect_opts *o)
+{
+	struct nbd_export ex = { };
+	struct dev_state st;
+	char err[1024], cur[1024], *uri_text;
+	const char *backend;
+	uint64_t bytes, want;
+	unsigned int bs;
+	bool have_st;
+	int fd, ret, index = o->index;
+	pid_t pid;
+
+	uri_text = nbd_uri_format(&o->uri);
+	if (!uri_text) {
+		nbdctl_err("out of memory");
+		return NBDCTL_EXIT_FAIL;
+	}
+	backend = o->backend ? o->backend : uri_text;
+	have_st = !state_read(index, &st);
+	if (read_sysfs(index, "backend", cur, sizeof(cur))) {
+		/* an old kernel without the file: the state file's word */
+		snprintf(cur, sizeof(cur), "%s", have_st ? st.backend : "");
+	}
+	if (strcmp(cur, backend)) {
+		nbdctl_err("/dev/nbd%d is connected to '%s', not '%s'%s",
+			   index, *cur ? cur : "(no backend identifier)",
+			   backend,
+			   o->up ? ": nbdctl down it first" : ": not adopting another device's connection");
+		ret = NBDCTL_EXIT_KERNEL;
+		goto out;
+	}
+	if (have_st && strcmp(st.backend, cur))
+		have_st = false;	/* a file of an earlier session */
+	pid = have_st ? persist_pid(&st) : 0;
+	if (pid > 0 && o->up && !o->foreground) {
+		printf("/dev/nbd%d is up (%s), kept by persist process %ld\n",
+		       index, backend, (long)pid);
+		ret = 0;
+		goto out;
+	}
+	if (pid > 0) {
+		nbdctl_err("/dev/nbd%d is kept by persist process %ld already (nbdctl disconnect, or kill it first)",
+			   index, (long)pid);
+		ret = NBDCTL_EXIT_FAIL;
+		goto out;
+	}
+	if (!o->persist) {
+		printf("/dev/nbd%d is up (%s)\n", index, backend);
+		ret = 0;
+		goto out;
+	}
+
+	/* The server must still offer what the device was attached to. */
+	fd = open_conn(o, &ex, err, sizeof(err));
+	if (fd < 0) {
+		nbdctl_err("cannot check the export of /dev/nbd%d: %s", index,
+			   err);
+		ret = NBDCTL_EXIT_SERVER;
+		goto out;
+	}
+	close(fd);
+	bs = have_st && st.block_size ? st.block_size : 512;
+	bytes = device_bytes(index);
+	want = ex.size - ex.size % bs;
+	if (bytes != want) {
+		nbdctl_err("/dev/nbd%d has %llu bytes, the export %llu (%llu in blocks of %u): not adopting a different export",
+			   index, (unsigned long long)bytes,
+			   (unsigned long long)ex.size,
+			   (unsigned long long)want, bs);
+		ret = NBDCTL_EXIT_SERVER;
+		goto out;
+	}
+	if (have_st && ((st.flags ^ ex.flags) & ~NBD_FLAG_READ_ONLY)) {
+		nbdctl_err("/dev/nbd%d was attached with flags 0x%x, the server now offers 0x%x: not adopting it",
+			   index, st.flags, ex.flags);
+		ret = NBDCTL_EXIT_SERVER;
+		goto out;
+	}
+	if (have_st && st.replies[0] &&
+	    strcmp(st.replies, ex.structured ? "structured" : "simple")) {
+		nbdctl_err("/dev/nbd%d speaks %s replies, the server now negotiates %s ones: not adopting it",
+			   index, st.replies,
+			   ex.structured ? "structured" : "simple");
+		ret = NBDCTL_EXIT_SERVER;
+		goto out;
+	}
+	if (!have_st) {
+		memset(&st, 0, sizeof(st));
+		snprintf(st.uri, sizeof(st.uri), "%s", uri_text);
+		snprintf(st.backend, sizeof(st.backend), "%s", backend);
+		st.connections = o->connections;
+		st.flags = ex.flags | (o->read_only ? NBD_FLAG_READ_ONLY : 0);
+		st.block_size = bs;
+		snprintf(st.replies, sizeof(st.replies), "%s",
+			 ex.structured ? "structured" : "simple");
+		snprintf(st.tls, sizeof(st.tls), "%s", ex.tls);
+	}
+	/* Which connections died while nobody watched, the kernel says. */
+	o->adopt = true;
+	o->connections = st.connections ? st.connections : o->connections;
+	printf("/dev/nbd%d: adopted (%s, %u connection%s)\n", index, backend,
+	       o->connections, o->connections == 1 ? "" : "s");
+	fflush(stdout);
+	ret = start_persist(nl, ev, o, index, &st, &ex);
+out:
+	nbd_export_free(&ex);
+	free(uri_text);
+	return ret;
+}
+
+struct tab_args {
+	int argc;
+	char **argv;
+	/* what to free: getopt permutes argv, so not argv[0 .. owned-1] */
+	char **own;
+	int owned;
+};
+
+static int tab_args_cb(void *arg, struct nbdtab_entry *e)
+{
+	struct tab_args *t = arg;
+	int i;
+
+	/* the line's arguments without its device, which comes last */
+	for (i = 0; i < e->argc - 1; i++) {
+		t->argv[i] = strdup(e->argv[i]);
+		if (!t->argv[i])
+			return -ENOMEM;
+		t->own[t->owned++] = t->argv[i];
+	}
+	t->argc = e->argc - 1;
 	return 0;
 }
 
+static int state_args(struct tab_args *t, const struct dev_state *st)
+{
+	char n[16];
+	const char *a[] = { "connect", st->uri, "--connections", n,
+			    "--backend", st->backend };
+	unsigned int i;
+
+	snprintf(n, sizeof(n), "%u", st->connections ? st->connections : 1);
+	for (i = 0; i < ARRAY_SIZE(a); i++) {
+		t->argv[i] = strdup(a[i]);
+		if (!t->argv[i])
+			return -ENOMEM;
+		t->own[t->owned++] = t->argv[i];
+	}
+	t->argc = i;
+	return 0;
+}
+
+/*
+ * connect_from_tab - "connect DEVICE [options]": the device's line of the
+ * nbdtab, then the command line's options (getopt lets the last one win).
+ */
+static int connect_from_tab(const struct connect_opts *o, int argc,
+			    char **argv)
+{
+	struct tab_args t = { };
+	struct dev_state st;
+	char dev[32], err[1024];
+	size_t n;
+	int i, ret;
+
+	snprintf(dev, sizeof(dev), "nbd%d", o->index);
+	n = ARRAY_SIZE(((struct nbdtab_entry *)0)->argv) + argc + 1;
+	t.argv = calloc(n, sizeof(*t.argv));
+	t.own = calloc(n, sizeof(*t.own));
+	if (!t.argv || !t.own) {
+		nbdctl_err("out of memory");
+		return NBDCTL_EXIT_FAIL;
+	}
+	ret = nbdtab_find(o->nbdtab, dev, false, tab_args_cb, &t, err,
+			  sizeof(err));
+	if (ret == -ENOENT && o->adopt && !state_read(o->index, &st) &&
+	    st.uri[0]) {
+		/* nbdctl persist DEVICE: the server it was attached to */
+		ret = state_args(&t, &st);
+	}
+	if (ret) {
+		if (ret == -ENOMEM)
+			nbdctl_err("out of memory");
+		else
+			nbdctl_err("%s", err);
+		/* no table, no line, or a bad one: the command line's fault */
+		ret = ret == -ENOMEM ? NBDCTL_EXIT_FAIL : NBDCTL_EXIT_USAGE;
+		goto out;
+	}
+	for (i = 1; i < argc; i++)
+		t.argv[t.argc++] = argv[i];
+	t.argv[t.argc] = NULL;
+	if (nbdctl_verbose) {
+		fprintf(stderr, "nbdctl: %s:", o->nbdtab);
+		for (i = 0; i < t.argc; i++)
+			fprintf(stderr, " %s", t.argv[i]);
+		fputc('\n', stderr);
+	}
+	ret = cmd_connect(t.argc, t.argv);
+out:
+	for (i = 0; i < t.owned; i++)
+		free(t.own[i]);
+	free(t.own);
+	free(t.argv);
+	return ret;
+}
+
+/* --- waiting for udev -------------------------------------------------------- */
+
+static bool udev_running(void)
+{
+	return !access("/run/udev/control", F_OK);
+}
+
+/* The device node and one for each partition the kernel found. */
+static bool nodes_present(int index, char *missing, size_t len)
+{
+	char path[300], node[300];
+	struct stat sb;
+	struct dirent *d;
+	size_t plen;
+	DIR *dir;
+	bool ok = true;
+
+	snprintf(node, sizeof(node), "/dev/nbd%d", index);
+	if (stat(node, &sb) || !S_ISBLK(sb.st_mode)) {
+		snprintf(missing, len, "%s", node);
+		return false;
+	}
+	snprintf(path, sizeof(path), "/sys/block/nbd%d", index);
+	dir = opendir(path);
+	if (!dir)
+		return true;
+	snprintf(node, sizeof(node), "nbd%dp", index);
+	plen = strlen(node);
+	while (ok && (d = readdir(dir))) {
+		if (strncmp(d->d_name, node, plen))
+			continue;
+		snprintf(path, sizeof(path), "/dev/%s", d->d_name);
+		if (stat(path, &sb) || !S_ISBLK(sb.st_mode)) {
+			snprintf(missing, len, "%s", path);
+			ok = false;
+		}
+	}
+	closedir(dir);
+	return ok;
+}
+
+/* udevadm settle: until udev has handled every event queued so far. */
+static int udev_settle(unsigned int timeout_s)
+{
+	char arg[32];
+	pid_t pid;
+	int status;
+
+	snprintf(arg, sizeof(arg), "--timeout=%u", timeout_s ? timeout_s : 1);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		execlp("udevadm", "udevadm", "settle", arg, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * wait_device - until @index is connected, udev has processed it and the
+ * nodes of the device and its partitions are there, for @timeout_s at most.
+ * Returns 0, or 1 with the reason printed.
+ */
+static int wait_device(int index, unsigned int timeout_s)
+{
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, left;
+	char buf[64], missing[300] = "";
+	bool udev = udev_running(), settled = false;
+	int rc;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (!read_sysfs(index, "pid", buf, sizeof(buf)) &&
+		    device_bytes(index)) {
+			if (udev && !settled) {
+				rc = udev_settle(left > 0 ? (left + 999) / 1000 : 1);
+				if (rc == 127 || rc < 0) {
+					nbdctl_warn("cannot run udevadm settle: not waiting for udev");
+					udev = false;
+				} else if (rc == 0) {
+					settled = true;
+				}
+			}
+			if ((!udev || settled) &&
+			    nodes_present(index, missing, sizeof(missing)))
+				return 0;
+			/* a partition appeared late: settle again */
+			settled = false;
+		}
+		if (left <= 0)
+			break;
+		usleep(100 * 1000);
+	}
+	if (read_sysfs(index, "pid", buf, sizeof(buf)))
+		nbdctl_err("/dev/nbd%d is not connected after %u s", index,
+			   timeout_s);
+	else if (*missing)
+		nbdctl_err("/dev/nbd%d: %s did not appear within %u s", index,
+			   missing, timeout_s);
+	else
+		nbdctl_err("/dev/nbd%d: udev was not done with it within %u s",
+			   index, timeout_s);
+	return 1;
+}
+
 /* --- disconnect ------------------------------------------------------------ */
+
+/* A persist process whose device went away without it: stop it. */
+static void stop_orphan(int index)
+{
+	struct dev_state st;
+	pid_t pid;
+
+	if (state_read(index, &st))
+		return;
+	pid = persist_pid(&st);
+	if (pid > 0 && pid != getpid())
+		kill(pid, SIGTERM);
+	state_remove(index);
+}
 
 static int disconnect_one(struct nbdnl *nl, int index, bool quiet_absent)
 {
@@ -1214,22 +1765,26 @@ int cmd_disconnect(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
+		{ "if-connected", no_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	struct nbdnl nl;
-	bool all = false;
+	bool all = false, if_connected = false;
 	char err[512];
 	int c, i, index, ret = 0;
 
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "ah", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
 			break;
+		case 'i':
+			if_connected = true;
+			break;
 		case 'h':
-			printf("usage: nbdctl disconnect DEVICE|INDEX...\n       nbdctl disconnect --all\n");
+			printf("usage: nbdctl disconnect [--if-connected] DEVICE|INDEX...\n       nbdctl disconnect --all\n");
 			return NBDCTL_EXIT_OK;
 		default:
 			return NBDCTL_EXIT_USAGE;
@@ -1261,7 +1816,13 @@ int cmd_disconnect(int argc, char **argv)
 	}
 	for (i = optind; i < argc && !all; i++) {
 		index = parse_device(argv[i], true);
-		c = disconnect_one(&nl, index, false);
+		/* nbdctl down: one that is not connected is done already */
+		if (if_connected && still_connected(&nl, index) == 0) {
+			stop_orphan(index);
+			nbdctl_info("/dev/nbd%d is not connected", index);
+			continue;
+		}
+		c = disconnect_one(&nl, index, if_connected);
 		if (c && !ret)
 			ret = c;
 	}
@@ -1511,7 +2072,7 @@ int cmd_list(int argc, char **argv)
 	char err[512];
 	int c, ret;
 
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
@@ -1569,7 +2130,7 @@ int cmd_reconfigure(int argc, char **argv)
 	uint64_t size = 0, got;
 	int c, ret;
 
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "t:D:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -1683,7 +2244,7 @@ int cmd_watch(int argc, char **argv)
 	unsigned int n;
 	int c, ret;
 
-	optind = 1;
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
@@ -1740,4 +2301,161 @@ int cmd_watch(int argc, char **argv)
 	}
 	nbdnl_close(&nl);
 	return ret;
+}
+
+/* --- persist, check, wait ------------------------------------------------------ */
+
+/**
+ * cmd_persist() - nbdctl persist DEVICE [URI] [options]: connect --adopt
+ * @argc: argument count
+ * @argv: "persist" and its arguments
+ *
+ * Without a server, the device's nbdtab line or, failing that, the server
+ * it was attached to (/run/nbdctl) is used.
+ *
+ * Return: an NBDCTL_EXIT_* code.
+ */
+int cmd_persist(int argc, char **argv)
+{
+	char **a;
+	int i, ret;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: nbdctl persist DEVICE [URI | HOST [PORT] | --unix PATH] [connect's options]\n\n"
+			       "Take over a connected device whose persist process died (a crash, an\n"
+			       "upgrade): the device and the file system on it are not touched.  The\n"
+			       "device's backend identifier must be the server's; a handshake checks\n"
+			       "that the export is the same.  Without a server, the device's nbdtab\n"
+			       "line, or the server it was attached to, is used.\n");
+			return NBDCTL_EXIT_OK;
+		}
+	}
+	a = calloc(argc + 2, sizeof(*a));
+	if (!a) {
+		nbdctl_err("out of memory");
+		return NBDCTL_EXIT_FAIL;
+	}
+	a[0] = "connect";
+	a[1] = "--adopt";
+	for (i = 1; i < argc; i++)
+		a[i + 1] = argv[i];
+	/* persist DEVICE URI: connect wants the device last */
+	if (argc > 2 && parse_device(argv[1], false) >= 0) {
+		memmove(&a[2], &a[3], (argc - 2) * sizeof(*a));
+		a[argc] = argv[1];
+	}
+	ret = cmd_connect(argc + 1, a);
+	free(a);
+	return ret;
+}
+
+/**
+ * cmd_check() - nbdctl check DEVICE: nbd-client -c's answer
+ * @argc: argument count
+ * @argv: "check" and its arguments
+ *
+ * Prints the pid of the device's persist process (or of the process that
+ * attached it) and exits 0 when it is connected; exits 1 without a word
+ * when it is not; 2 on a bad device name or another error.
+ *
+ * Return: 0, 1 or 2.
+ */
+int cmd_check(int argc, char **argv)
+{
+	struct dev_state st;
+	char buf[64];
+	int index;
+	pid_t pid = 0;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: nbdctl check DEVICE\n\n"
+		       "Exit 0 and print a pid if DEVICE is connected, 1 if not, 2 on error\n"
+		       "(nbd-client -c's codes).\n");
+		return 0;
+	}
+	if (argc != 2) {
+		nbdctl_err("check: give one device (/dev/nbdN or nbdN)");
+		return 2;
+	}
+	index = parse_device(argv[1], false);
+	if (index < 0) {
+		nbdctl_err("'%s' is not an nbd device (/dev/nbdN or nbdN)",
+			   argv[1]);
+		return 2;
+	}
+	/* The kernel shows pid while the device is started (as nbd-client reads). */
+	if (read_sysfs(index, "pid", buf, sizeof(buf))) {
+		if (errno == ENOENT)
+			return 1;
+		nbdctl_err("cannot read /sys/block/nbd%d/pid: %s", index,
+			   strerror(errno));
+		return 2;
+	}
+	if (!state_read(index, &st) && state_matches(index, &st))
+		pid = persist_pid(&st);
+	if (pid > 0)
+		printf("%ld\n", (long)pid);
+	else
+		printf("%s\n", buf);
+	return 0;
+}
+
+/**
+ * cmd_wait() - nbdctl wait DEVICE [--timeout S]
+ * @argc: argument count
+ * @argv: "wait" and its arguments
+ *
+ * Returns once the device is connected, udev has processed it and the
+ * nodes of the device and its partitions exist.
+ *
+ * Return: 0, 1 on timeout, 2 on a bad command line.
+ */
+int cmd_wait(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	unsigned int timeout = 60;
+	int c, index;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_uint(optarg, 86400, &timeout, "--timeout"))
+				return NBDCTL_EXIT_USAGE;
+			break;
+		case 'h':
+			printf("usage: nbdctl wait DEVICE [--timeout SECONDS]\n\n"
+			       "Wait until DEVICE is connected, udev has processed it and the nodes of\n"
+			       "its partitions exist (default: 60 s at most).  Exit 0, or 1 on timeout.\n");
+			return NBDCTL_EXIT_OK;
+		default:
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		nbdctl_err("wait: give one device (/dev/nbdN or nbdN)");
+		return NBDCTL_EXIT_USAGE;
+	}
+	index = parse_device(argv[optind], false);
+	if (index < 0) {
+		nbdctl_err("'%s' is not an nbd device (/dev/nbdN or nbdN)",
+			   argv[optind]);
+		return NBDCTL_EXIT_USAGE;
+	}
+	if (access("/sys/block", F_OK) == 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/sys/block/nbd%d", index);
+		if (access(path, F_OK)) {
+			nbdctl_err("/dev/nbd%d does not exist (is nbd loaded? nbds_max?)",
+				   index);
+			return NBDCTL_EXIT_KERNEL;
+		}
+	}
+	return wait_device(index, timeout) ? NBDCTL_EXIT_FAIL : 0;
 }

@@ -120,7 +120,7 @@ static int parse_cmdline(int argc, char **argv, bool is_info,
 
 	memset(cl, 0, sizeof(*cl));
 	cl->timeout = DEFAULT_TIMEOUT;
-	optind = 1;
+	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, is_info ? ":hN:" : ":h", opts,
 				NULL)) != -1) {

@@ -10,6 +10,7 @@
 #include "nbdctl.h"
 
 int nbdctl_verbose;
+char **nbdctl_argv;
 
 static void vmsg(const char *prefix, const char *fmt, va_list ap)
 {
@@ -62,6 +63,12 @@ static const struct command commands[] = {
 	{ "list-exports", cmd_list_exports, "URI  the server's exports" },
 	{ "reconfigure", cmd_reconfigure, "DEVICE [options]  change a live device" },
 	{ "watch", cmd_watch, "[--json]  print link-dead events" },
+	{ "up", cmd_up, "DEVICE...|--all  connect devices listed in /etc/nbdtab" },
+	{ "down", cmd_down, "DEVICE...|--all  disconnect nbdtab's devices" },
+	{ "persist", cmd_persist, "DEVICE [URI]  keep a connected device up (re-attach)" },
+	{ "check", cmd_check, "DEVICE  exit 0 if connected (nbd-client -c)" },
+	{ "wait", cmd_wait, "DEVICE  until connected and udev is done with it" },
+	{ "compat", cmd_compat, "ARGS  nbd-client's command line" },
 };
 
 static void usage(FILE *f)
@@ -76,10 +83,28 @@ static void usage(FILE *f)
 		"man nbdctl for the rest.\n");
 }
 
-int main(int argc, char **argv)
+int nbdctl_run(int argc, char **argv)
 {
 	size_t i;
 
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[0], commands[i].name))
+			return commands[i].fn(argc, argv);
+	nbdctl_err("unknown command '%s'", argv[0]);
+	usage(stderr);
+	return NBDCTL_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	const char *base;
+
+	nbdctl_argv = argv;
+	/* Installed as nbd-client (a symlink): nbd-client's command line. */
+	base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (!strcmp(base, "nbd-client"))
+		return cmd_compat(argc, argv);
 	while (argc > 1 && argv[1][0] == '-') {
 		if (!strcmp(argv[1], "-v") || !strcmp(argv[1], "--verbose")) {
 			nbdctl_verbose++;
@@ -102,10 +127,5 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return NBDCTL_EXIT_USAGE;
 	}
-	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
-	nbdctl_err("unknown command '%s'", argv[1]);
-	usage(stderr);
-	return NBDCTL_EXIT_USAGE;
+	return nbdctl_run(argc - 1, argv + 1);
 }

@@ -350,6 +350,25 @@ int cmd_disconnect(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_reconfigure(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+int cmd_persist(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+
+/* nbdtab.c's commands (up.c) */
+int cmd_up(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+
+/* compat.c: nbd-client's command line */
+int cmd_compat(int argc, char **argv);
+
+/* main.c */
+/*
+ * nbdctl_run() - run nbdctl's command argv[0] ("connect", "check", ...)
+ * with its arguments, as "nbdctl ARGV..." would; returns its exit code.
+ */
+int nbdctl_run(int argc, char **argv);
+/* main()'s argv: the persist process marks argv[0] for systemd */
+extern char **nbdctl_argv;
 
 /* info.c */
 int cmd_info(int argc, char **argv);

@@ -37,6 +37,7 @@ TESTS=(
 	nbd_structured:300
 	nbd_trace:300
 	nbd_persist:600
+	nbd_nbdtab:600
 	nbd_tls:600
 	nbd_server_restart:900
 	nbd_timeout:600

@@ -107,20 +107,37 @@ done
 # Whatever happens, leave no package behind for the next test.
 at_exit "dpkg_installed nbdctl || dpkg_installed nbd-dkms && { rmmod nbd; apt-get remove --purge -y nbdctl nbd-dkms; }"
 
+# man-db's trigger re-indexes every manual page after each install and
+# removal (a minute under TCG) unless this file exists; the index is not
+# under test.
+if [[ -e /var/lib/man-db/auto-update ]]; then
+	mv /var/lib/man-db/auto-update "$NBD_TMP/man-db.auto-update"
+	at_exit "mv '$NBD_TMP/man-db.auto-update' /var/lib/man-db/auto-update"
+fi
+
+# stamp: each input line with the seconds since $t0
+stamp() {
+	local line
+
+	while IFS= read -r line; do
+		printf '%4d %s\n' $((SECONDS - t0)) "$line"
+	done
+}
+
 t0=$SECONDS
 # Not --no-download: with it apt 2.6 fails on local packages ("Internal
 # Error, Pathname to install is not absolute"), as it skips the step that
 # resolves their paths.  The guest has no network device anyway: every
 # dependency must already be installed, or the install fails.
 timeout 900 apt-get install -y -o Dpkg::Use-Pty=0 \
-	"$pkgs/${dkms_deb##*/}" "$pkgs/${ctl_deb##*/}" >"$NBD_TMP/install.log" 2>&1
-rc=$?
+	"$pkgs/${dkms_deb##*/}" "$pkgs/${ctl_deb##*/}" 2>&1 | stamp >"$NBD_TMP/install.log"
+rc=${PIPESTATUS[0]}
 t_install=$((SECONDS - t0))
 ktap_info "apt-get install: exit $rc after $t_install s"
-grep -E '^(Building for|Building initial module|Done\.|Setting up|Error|E:)' \
+grep -E '^ *[0-9]+ (Building for|Building initial|Done\.|Setting up|Processing|Error|E:)' \
 	"$NBD_TMP/install.log" | sed 's/^/#   /'
 [[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/install.log" 30
-ktap_result $rc "apt-get install --no-download of both packages ($t_install s)"
+ktap_result $rc "apt-get install of both packages ($t_install s)"
 for c in "${hidden[@]}"; do
 	umount "$c"
 done
@@ -313,9 +330,12 @@ unload_dkms_module() {
 check "rmmod nbd (DKMS's module)" unload_dkms_module
 t0=$SECONDS
 timeout 600 apt-get remove --purge -y -o Dpkg::Use-Pty=0 nbdctl nbd-dkms \
-	>"$NBD_TMP/remove.log" 2>&1
-rc=$?
-ktap_info "apt-get remove --purge: exit $rc after $((SECONDS - t0)) s"
+	2>&1 | stamp >"$NBD_TMP/remove.log"
+rc=${PIPESTATUS[0]}
+t_remove=$((SECONDS - t0))
+ktap_info "apt-get remove --purge: exit $rc after $t_remove s"
+grep -E '^ *[0-9]+ (Removing|Purging|Processing|Deleting|depmod|E:)' \
+	"$NBD_TMP/remove.log" | sed 's/^/#   /'
 [[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/remove.log" 30
 ktap_result $rc "apt-get remove --purge nbdctl nbd-dkms"
 
@@ -343,5 +363,5 @@ ktap_result "$([[ -d /sys/module/nbd && ! -e /sys/module/nbd/version && \
 	! -e /sys/module/nbd/srcversion ]]; echo $?)" \
 	"modprobe nbd loads the kernel's own module (no version, no srcversion)"
 check "rmmod nbd (the kernel's own)" nbd_unload
-ktap_info "times: install $t_install s, test $SECONDS s"
+ktap_info "times: install $t_install s, removal ${t_remove:-?} s, test $SECONDS s"
 ktap_finish

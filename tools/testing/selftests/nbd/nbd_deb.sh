@@ -224,25 +224,33 @@ fi
 udev_settle
 
 # --- 6: nbdctl@nbd0, run as systemd would --------------------------------------
-# unit_lines KEY: the values of KEY= in the unit, %i and %I as nbd0.
+# unit_lines KEY: the values of KEY= in the unit, one a line.
 unit_lines() {
 	[[ -n $unit ]] || return 0
-	sed -n "s/^[[:space:]]*$1=[[:space:]]*//p" "$unit" |
-		sed -e 's/%[iI]/nbd0/g' -e 's/%%/%/g'
+	sed -n "s/^[[:space:]]*$1=[[:space:]]*//p" "$unit"
 }
 
-# unit_exec LINE: run an Exec line in the foreground (systemd's "-"
-# prefix: a failure is ignored).
-unit_exec() {
-	local line=$1 ignore=0 argv
+# unit_argv LINE: an Exec line as systemd reads it, NUL-separated: the
+# prefixes (-@:+!) dropped, %i and %I as nbd0, %% as %, words split with
+# quotes, $$ as $ (the rest of $ expansion is left to the shell it runs).
+unit_argv() {
+	python3 -c '
+import re, shlex, sys
+line = re.sub(r"^[-@:+!]+", "", sys.argv[1])
+line = re.sub(r"%([%iI])", lambda m: "%" if m.group(1) == "%" else "nbd0", line)
+for w in shlex.split(line):
+	sys.stdout.write(w.replace("$$", "$") + "\0")' "$1"
+}
 
-	while [[ $line == [-@:+!]* ]]; do
-		[[ $line == -* ]] && ignore=1
-		line=${line:1}
-	done
-	read -ra argv <<<"$line"
+# unit_exec LINE: run an Exec line in the foreground with MAINPID set, as
+# for ExecStop (systemd's "-" prefix: a failure is ignored).
+unit_exec() {
+	local argv
+
+	mapfile -d '' -t argv < <(unit_argv "$1")
 	ktap_info "exec: ${argv[*]}"
-	timeout 60 "${argv[@]}" >>"$NBD_TMP/unit.log" 2>&1 || [[ $ignore -eq 1 ]]
+	MAINPID=$main_pid timeout 60 "${argv[@]}" >>"$NBD_TMP/unit.log" 2>&1 ||
+		[[ $1 == -* ]]
 }
 
 if [[ -f /etc/nbdtab ]]; then
@@ -264,11 +272,7 @@ if [[ ${#starts[@]} -eq 1 ]]; then
 	for l in "${pres[@]}"; do
 		unit_exec "$l" || pre_ok=0
 	done
-	line=${starts[0]}
-	while [[ $line == [-@:+!]* ]]; do
-		line=${line:1}
-	done
-	read -ra argv <<<"$line"
+	mapfile -d '' -t argv < <(unit_argv "${starts[0]}")
 	ktap_info "ExecStart: ${argv[*]}"
 	"${argv[@]}" >"$NBD_TMP/unit-start.log" 2>&1 </dev/null &
 	main_pid=$!

@@ -372,6 +372,15 @@ nbd_test_init()
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	export LC_ALL=C
+	# NBD_CLIENT=compat: "nbd-client" is nbdctl's compat mode (a
+	# symlink named nbd-client), so tests written for nbd-client run it
+	if [[ ${NBD_CLIENT:-} == compat ]]; then
+		[[ -x ${NBDCTL:-} ]] || { echo "# NBD_CLIENT=compat needs NBDCTL"; exit 1; }
+		mkdir -p "$NBD_TMP/compat-bin"
+		ln -sf "$NBDCTL" "$NBD_TMP/compat-bin/nbd-client"
+		export PATH=$NBD_TMP/compat-bin:$PATH
+		echo "# nbd-client here is nbdctl's compat mode: $(nbd-client -V 2>&1 | head -1)"
+	fi
 }
 
 # require_nbdctl: bail out unless NBDCTL (set by the harness) is the

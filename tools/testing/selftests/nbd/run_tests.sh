@@ -38,6 +38,7 @@ TESTS=(
 	nbd_trace:300
 	nbd_persist:600
 	nbd_nbdtab:600
+	nbd_compat:300
 	nbd_tls:600
 	nbd_server_restart:900
 	nbd_timeout:600

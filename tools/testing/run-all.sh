@@ -11,9 +11,14 @@
 #   - the KUnit suites on UML (make kunit);
 #   - Ceph's rbd-nbd on a one-node cluster in the guest (nbd_ceph, short),
 #     a VM of its own per Debian kernel;
-#   - nbdctl: built without a warning, its host tests (no VM), and in the
-#     VMs nbd_nbdctl, nbd_structured and nbd_persist, also with each
-#     kernel's stock nbd.ko;
+#   - nbdctl: built without a warning, its host tests (no VM; also the
+#     systemd unit, bash completion and nbdtab example), and in the VMs
+#     nbd_nbdctl, nbd_structured, nbd_persist, nbd_nbdtab and nbd_compat
+#     also with each kernel's stock nbd.ko; nbd-client's tests
+#     (NBD_COMPAT_TESTS) with nbdctl's compat mode as nbd-client;
+#   - make deb: its host test (tools/testing/deb/check.sh), then the
+#     packages installed, used and purged in a VM per Debian kernel
+#     (nbd_deb);
 #   - the first run of a new user (tools/testing/firstrun/run.sh): setup.sh
 #     and the other first-run paths against a fake, empty Debian.
 # The per-kernel jobs and the UML run are independent: they run two at a
@@ -26,6 +31,9 @@
 #   NBD_FIRSTRUN_TESTS=1          0: skip the first-run tests
 #   NBD_CEPH=1                    0: skip nbd_ceph (rbd-nbd on a Ceph
 #                                 cluster in its own VM per kernel)
+#   NBD_DEB=1                     0: skip make deb's tests
+#   NBD_COMPAT_TESTS="nbd_discard nbd_errno"  nbd-client tests run
+#                                 with nbdctl as nbd-client
 #   NBD_TESTS="nbd_dd ..."        run only these selftests
 #   NBD_PARALLEL=2                jobs at once
 #   NBD_LONG=0                    1: the full server restart cycle, 5000
@@ -58,6 +66,12 @@ LONG=${NBD_LONG:-0}
 DEBUG_TESTS=${NBD_DEBUG_TESTS-"nbd_races nbd_teardown nbd_kunit nbd_tls nbd_soak nbd_fuzz_proxy"}
 DEBUG_SKIP=${NBD_DEBUG_SKIP-"nbd_dd|nbd_fs|nbd_part|nbd_persist|nbd_install|nbd_trace|nbd_perm|nbd_discard|nbd_qemu|nbd_readonly|nbd_errno"}
 DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
+# nbd-client's tests that the compat mode runs as nbd-client.  Most
+# others use -L, the ioctl interface, which nbdctl leaves to nbd-client;
+# nbd_multiconn wants -C 4 refused by a server without CAN_MULTI_CONN,
+# where compat uses one connection (nbd_tcp and nbd_fio pass too).
+COMPAT_TESTS=${NBD_COMPAT_TESTS:-"nbd_discard nbd_errno"}
+DEB_DIR=${NBD_CACHE_DIR:-/var/cache/nbd-dev}/deb
 passed=0
 failed=0
 failures=()
@@ -241,7 +255,7 @@ kernel_vm() {
 	# the stock module does with kernel TLS (nbd_tls with --stock) is
 	# recorded by hand: CI's hour has no room for it.
 	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
-	stock_tests="nbd_nbdctl nbd_structured nbd_persist"
+	stock_tests="nbd_nbdctl nbd_structured nbd_persist nbd_nbdtab nbd_compat"
 	log="$RESULTS/selftests-$krel-stock.log"
 	echo "# nbdctl with the stock nbd.ko on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1200 --stock \
@@ -251,7 +265,49 @@ kernel_vm() {
 	vmrc=$?
 	cat "$log"
 	vm_counts "$krel (stock nbd.ko)" "$log" $vmrc
+
+	# Tests written for nbd-client, run with nbdctl's compat mode as
+	# nbd-client (NBD_CLIENT=compat puts it first in PATH).
+	log="$RESULTS/selftests-$krel-compat.log"
+	echo "# nbd-client tests with nbdctl as nbd-client on $krel (log: $log)"
+	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 900 \
+		--module "$ko" --env "NBDCTL=$NBDCTL" --env NBD_CLIENT=compat \
+		--log "$RESULTS/vm-$krel-compat.log" -- \
+		tools/testing/selftests/nbd/run_tests.sh $COMPAT_TESTS >"$log" 2>&1
+	vmrc=$?
+	cat "$log"
+	vm_counts "$krel (nbdctl as nbd-client)" "$log" $vmrc
 	echo "# $krel: $((SECONDS - t_kernel)) s"
+}
+
+# deb_job: make deb, its host test, then the packages installed, used
+# and purged in a VM per Debian kernel (nbd_deb, on a stock guest: the
+# module under test is the one DKMS builds there).
+deb_job() {
+	local t0=$SECONDS k kvars krel log vmrc KREL=''
+
+	host_tests_job "make deb (host)" "$RESULTS/deb-check.log" \
+		"$REPO/tools/testing/deb/check.sh"
+	log="$RESULTS/deb-build.log"
+	DEB_LINT=0 DEB_OUT="$DEB_DIR" make -s -C "$REPO" deb >"$log" 2>&1
+	result "make deb for the VM test" $?
+	for k in $KERNELS; do
+		[ "$k" = debug ] && continue
+		kvars=$("$VM/kernels.sh" --vars "$k") ||
+			{ result "kernel $k installed (nbd_deb)" 1; continue; }
+		eval "$kvars"
+		krel=$KREL
+		log="$RESULTS/selftests-$krel-deb.log"
+		echo "# nbd_deb on $krel (log: $log)"
+		"$VM/vm-run.sh" --kernel "$krel" --smp 2 --timeout 900 --stock \
+			--env "NBD_DEB_DIR=$DEB_DIR" \
+			--log "$RESULTS/vm-$krel-deb.log" -- \
+			tools/testing/selftests/nbd/run_tests.sh nbd_deb >"$log" 2>&1
+		vmrc=$?
+		cat "$log"
+		vm_counts "$krel (nbd_deb)" "$log" $vmrc
+	done
+	echo "# deb: $((SECONDS - t0)) s"
 }
 
 # vm_counts NAME LOG RC: the counts of a VM selftest run.
@@ -362,10 +418,14 @@ host_tests_job() {
 	echo "# $name: $((SECONDS - t0)) s"
 }
 
-# nbdctl's host tests (ASan + UBSan build, real and fake servers).
+# nbdctl's host tests (ASan + UBSan build, real and fake servers), and
+# its systemd unit, bash completion and nbdtab example.
 nbdctl_job() {
 	host_tests_job "nbdctl host tests" "$RESULTS/nbdctl-tests.log" \
 		"$REPO/tools/nbdctl/tests/run.sh"
+	host_tests_job "nbdctl unit, completion, nbdtab.example" \
+		"$RESULTS/nbdctl-systemd.log" \
+		"$REPO/tools/nbdctl/tests/systemd_check.sh"
 }
 
 # ceph_job K: Ceph's rbd-nbd (nbd_ceph, its short version, 8 MiB fio
@@ -421,6 +481,7 @@ if [ "${NBD_CEPH:-1}" != 0 ] && [ -z "$TESTS" ]; then
 		[ "$k" = debug ] || jobs_list+=("ceph $k")
 	done
 fi
+[ "${NBD_DEB:-1}" = 0 ] || [ -n "$TESTS" ] || jobs_list+=("deb")
 [ "$KUNIT" = 0 ] || jobs_list+=("kunit")
 [ "${NBD_NBDCTL_TESTS:-1}" = 0 ] || jobs_list+=("nbdctl")
 [ "${NBD_FIRSTRUN_TESTS:-1}" = 0 ] || jobs_list+=("firstrun")
@@ -465,6 +526,7 @@ for j in "${jobs_list[@]}"; do
 	out="$RESULTS/job-${j// /-}.out"
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
+	deb) deb_job >"$out" 2>&1 & ;;
 	ceph\ *) ceph_job "${j#ceph }" >"$out" 2>&1 & ;;
 	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
 	firstrun) firstrun_job >"$out" 2>&1 & ;;

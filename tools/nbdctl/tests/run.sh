@@ -250,6 +250,48 @@ run info nbds://localhost/x --tls-username u --cacert c
 expect "info: --tls-username without --tls-psk exits 2" 2 "e:it needs --tls-psk"
 run connect "nbds+unix:///?socket=$tmp/none"
 expect "connect: TLS over a UNIX socket exits 2" 2 "e:kernel TLS works on TCP sockets only"
+# up, down, persist, check, wait, connect DEVICE: what needs no kernel
+cat >"$tmp/tab" <<EOF
+# a comment
+nbd0 server.example disk bs=4096,conns=2,persist
+nbd1 /run/x.sock - unix,noauto
+nbd2 nbd://h:10810/e - timeout=30,swap
+EOF
+printf 'nbd0 host exp bs=4096\nnbd1 host\n' >"$tmp/badtab"
+run up --dry-run --all --nbdtab "$tmp/tab"
+expect "up --dry-run --all: each line's connect, noauto skipped" 0 \
+	"o:server.example --name disk nbd0" "o:--block-size 4096" \
+	"o:nbd://h:10810/e nbd2" "o:--swap" '!o:x.sock'
+run up -n --nbdtab "$tmp/tab" nbd1
+expect "up --dry-run nbd1: a noauto line named is brought up" 0 \
+	"o:--unix /run/x.sock --name '' nbd1"
+run up -n --nbdtab "$tmp/tab" nbd5
+expect "up nbd5, not in the table: exits 2" 2 "e:has no line for nbd5"
+run up -n --nbdtab "$tmp/badtab" --all
+expect "up --all with a bad line: exits 2, names the line" 2 "e:badtab line 2"
+run up --foreground --all --nbdtab "$tmp/tab"
+expect "up --foreground --all: exits 2" 2 "e:takes one device"
+run up
+expect "up without a device: exits 2" 2 "e:give devices"
+run connect --nbdtab "$tmp/none" nbd0
+expect "connect nbd0 without a table: exits 2, says so" 2 "e:cannot read $tmp/none"
+run connect --nbdtab "$tmp/tab" nbd7
+expect "connect nbd7, not in the table: exits 2" 2 "e:has no line for nbd7"
+run check nbd12345
+expect "check on a device that does not exist: exits 1, silent" 1 '!o:1'
+run check /tmp/x
+expect "check on a non-device: exits 2" 2 "e:is not an nbd device"
+run wait --timeout x nbd0
+expect "wait --timeout x: exits 2" 2 "e:--timeout must be a number"
+run wait nbd0 nbd1
+expect "wait on two devices: exits 2" 2 "e:give one device"
+run down
+expect "down without a device: exits 2" 2 "e:give devices"
+run persist --help
+expect "persist --help: exits 0" 0 "o:usage: nbdctl persist DEVICE"
+run connect --adopt nbd://localhost/
+expect "connect --adopt without a device: exits 2" 2 "e:which device"
+
 run info "http://localhost/"
 expect "info: unknown URI scheme exits 2" 2 "e:unknown URI scheme"
 run info "nbd+unix:///x"

@@ -11,9 +11,11 @@
 source "$(dirname "$0")/lib.sh"
 
 PORT=10898
+# nbd-client's tests to run with this nbd-client, after the checks here
+SUBTESTS=${NBD_COMPAT_SUBTESTS:-nbd_discard}
 
 nbd_test_init
-ktap_plan 19
+ktap_plan $((19 + $(wc -w <<<"$SUBTESTS")))
 ktap_info "module: $(nbd_module_desc)"
 require_cmds nbdkit dd cmp perl
 require_nbdctl
@@ -151,4 +153,26 @@ from_tab()
 }
 check "nbd-client nbd3 (its /etc/nbdtab line): attached, then -d" from_tab
 check "unload nbd" nbd_unload
+
+# Tests written for nbd-client, run with NBD_CLIENT=compat (lib.sh puts
+# a symlink named nbd-client to nbdctl first in PATH); each loads and
+# unloads the module itself.
+subtest()
+{
+	local log=$NBD_TMP/sub-$1.log rc
+
+	if [[ ${NBD_COMPAT_REAL:-0} == 1 ]]; then
+		timeout 600 "$(dirname "$0")/$1.sh" >"$log" 2>&1
+	else
+		NBD_CLIENT=compat timeout 600 "$(dirname "$0")/$1.sh" >"$log" 2>&1
+	fi
+	rc=$?
+	ktap_info "$1: $(grep -c '^ok ' "$log") ok, $(grep -c '^not ok ' "$log") not ok, exit $rc"
+	[[ $rc == 0 ]] || { grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/# /'; return 1; }
+	grep -q "nbd-client here is nbdctl's compat mode" "$log" ||
+		[[ ${NBD_COMPAT_REAL:-0} == 1 ]]
+}
+for t in $SUBTESTS; do
+	check "$t, written for nbd-client, passes with this nbd-client" subtest "$t"
+done
 ktap_finish

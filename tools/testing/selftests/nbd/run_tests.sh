@@ -51,6 +51,12 @@ TESTS=(
 if [[ -n ${NBD_INSTALL_STAGE:-} && -x $DIR/nbd_install.sh ]]; then
 	TESTS+=(nbd_install:300)
 fi
+# nbd_deb installs make deb's packages (DKMS builds the module in the
+# guest: minutes under TCG); only when NBD_DEB_DIR names them, in a VM
+# of its own (vm-run.sh --stock).
+if [[ -n ${NBD_DEB_DIR:-} && -x $DIR/nbd_deb.sh ]]; then
+	TESTS+=(nbd_deb:1200)
+fi
 # nbd_kunit runs the KUnit module; only kernels with CONFIG_KUNIT can load
 # it, so it runs by default only when the harness built one.
 if [[ -n ${NBD_KUNIT_KO:-} && -x $DIR/nbd_kunit.sh ]]; then

@@ -168,6 +168,7 @@ kernel_vm() {
 		      --env NBD_MULTICONN_MB=2 --env NBD_REQ_TIMEOUT=20
 		      --env NBD_TCP_REGION_MB=2 --env NBD_TCP_SEQ_MB=4
 		      --env NBD_RACE_ROUNDS=4 --env NBD_CLEAR_SOCK_COUNT=120
+		      --env NBD_CLEAR_SOCK_ROUNDS=4
 		      --env NBD_RESTART_MB=2 --env NBD_RESTART_DEAD=180
 		      --env NBD_RESTART_SHORT=1
 		      --env NBD_HOSTILE_SR_BAD=sr-overlap,sr-done-early

@@ -970,6 +970,7 @@ static int lookup_bounded(const char *host, const char *port,
 	char msg[512], *p = (char *)out;
 	size_t want = sizeof(*out), got = 0;
 	int pfds[2], status;
+	unsigned int i;
 	ssize_t n;
 	pid_t pid;
 
@@ -1028,7 +1029,18 @@ static int lookup_bounded(const char *host, const char *port,
 		set_err(c, "%.*s", (int)sizeof(out->a) - 1, (char *)out->a);
 		return -1;
 	}
+	/* the child is this program, but its reply is checked all the same */
+	if (out->n > NBD_ADDRS_MAX)
+		goto bad;
+	for (i = 0; i < out->n; i++)
+		if (!out->a[i].len || out->a[i].len > sizeof(out->a[i].sa))
+			goto bad;
 	return 0;
+bad:
+	memset(out, 0, sizeof(*out));
+	set_err(c, "cannot look up \"%s\": the look-up process replied with nonsense",
+		host);
+	return -1;
 }
 
 static int dial_one(int family, int protocol, const struct sockaddr *sa,

@@ -66,8 +66,8 @@ PACKAGES=(
 	# VM and tests
 	qemu-system-x86 busybox-static nbdkit nbd-client nbd-server qemu-utils
 	fio parted e2fsprogs udev util-linux iproute2 procps python3
-	# packaging check
-	dkms
+	# packaging check; ccache: make check's nbd_deb compiles through it
+	dkms ccache
 	# make deb: dpkg-buildpackage, debhelper with dh_dkms, and lintian
 	# (nbdctl's build dependencies are below)
 	build-essential dpkg-dev debhelper dh-dkms lintian

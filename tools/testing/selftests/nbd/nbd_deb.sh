@@ -23,6 +23,13 @@
 # over the others, which the postinst's `[ -f ]` skips; unbound at exit).
 # NBD_DEB_ALL_KERNELS=1 leaves them visible.
 #
+# NBD_DEB_CCACHE=DIR (make check): DKMS compiles through ccache with the
+# cache in DIR, which tools/testing/deb/prime-ccache.sh filled on the host
+# from the same package (Debian's DEBIAN_KERNEL_USE_CCACHE).  DKMS, kbuild,
+# modpost and the link still run here, and whatever differs from the
+# host's build is compiled here; the test reports the cache's hits and
+# misses.  Unset (make deb-vm, make check-long), the guest compiles all.
+#
 # The module under test is the one DKMS builds, never NBD_KO: run it with
 # `vm-run.sh --stock`, in a VM of its own.
 
@@ -124,6 +131,18 @@ stamp() {
 	done
 }
 
+ccache_dir=${NBD_DEB_CCACHE:-}
+if [[ -n $ccache_dir ]]; then
+	if [[ -d $ccache_dir ]] && command -v ccache >/dev/null; then
+		export DEBIAN_KERNEL_USE_CCACHE=1 CCACHE_DIR=$ccache_dir
+		ccache -z >/dev/null 2>&1
+		ktap_info "DKMS compiles through ccache, cache $ccache_dir"
+	else
+		ktap_info "NBD_DEB_CCACHE=$ccache_dir: no such directory or no ccache; DKMS compiles without it"
+		ccache_dir=
+	fi
+fi
+
 t0=$SECONDS
 # Not --no-download: with it apt 2.6 fails on local packages ("Internal
 # Error, Pathname to install is not absolute"), as it skips the step that
@@ -134,10 +153,17 @@ timeout 900 apt-get install -y -o Dpkg::Use-Pty=0 \
 rc=${PIPESTATUS[0]}
 t_install=$((SECONDS - t0))
 ktap_info "apt-get install: exit $rc after $t_install s"
-grep -E '^ *[0-9]+ (Building for|Building initial|Done\.|Setting up|Processing|Error|E:)' \
+grep -E '^ *[0-9]+ (Building for|Building initial|Done\.|Installing|depmod|Setting up|Processing|Error|E:)' \
 	"$NBD_TMP/install.log" | sed 's/^/#   /'
 [[ $rc -eq 0 ]] || ktap_info_file "$NBD_TMP/install.log" 30
 ktap_result $rc "apt-get install of both packages ($t_install s)"
+if [[ -n $ccache_dir ]]; then
+	ktap_info "ccache: $(ccache --print-stats 2>/dev/null |
+		awk -F'\t' '$1 ~ /^(direct|preprocessed)_cache_hit$/ { h += $2 }
+			$1 ~ /^cache_miss$/ { m += $2 }
+			END { printf "%d hits, %d misses (compiled here)", h, m }')"
+	unset DEBIAN_KERNEL_USE_CCACHE CCACHE_DIR
+fi
 for c in "${hidden[@]}"; do
 	umount "$c"
 done

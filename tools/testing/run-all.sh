@@ -15,10 +15,10 @@
 #     systemd unit, bash completion and nbdtab example), and in the VMs
 #     nbd_nbdctl, nbd_structured, nbd_persist, nbd_nbdtab and nbd_compat
 #     (with nbd-client's tests NBD_COMPAT_TESTS run through it), also
-#     with the stock nbd.ko (nbd_nbdtab and nbd_compat: on 6.12);
+#     with the stock nbd.ko;
 #   - make deb: its host test (tools/testing/deb/check.sh), then the
-#     packages installed, used and purged with apt in a VM (nbd_deb):
-#     on 6.12 (make check-long: 6.1 too);
+#     packages installed, used and purged with apt in a VM (nbd_deb) on
+#     each Debian kernel;
 #   - the first run of a new user (tools/testing/firstrun/run.sh): setup.sh
 #     and the other first-run paths against a fake, empty Debian.
 # The per-kernel jobs and the UML run are independent: they run two at a
@@ -74,22 +74,27 @@ DKMS_VER=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$REPO/dkms.conf")
 COMPAT_TESTS=${NBD_COMPAT_TESTS:-nbd_discard}
 [ "$LONG" = 1 ] && COMPAT_TESTS=${NBD_COMPAT_TESTS:-"nbd_discard nbd_errno nbd_tcp nbd_fio"}
 DEB_DIR=${NBD_CACHE_DIR:-/var/cache/nbd-dev}/deb
-# nbd_deb's kernels: DKMS compiling the module under TCG makes it about 9
-# minutes a kernel, so make check runs it on 6.12 only, check-long on all.
+# nbd_deb's kernels: every Debian kernel tested.  The deb job builds the
+# packages and runs the first; each other is a job of its own ("deb K"),
+# which waits for the packages (DEB_READY: make deb's exit status).
 DEB_VM_KERNELS=
 if [ "${NBD_DEB_VM:-1}" != 0 ]; then
 	for k in $KERNELS; do
-		[ "$k" = debug ] && continue
-		case $LONG:$k in
-		1:* | *:6.12 | *:6.12.*) DEB_VM_KERNELS+=" $k" ;;
-		esac
+		[ "$k" = debug ] || DEB_VM_KERNELS+=" $k"
 	done
 fi
+DEB_READY=$RESULTS/deb-build.rc
+# The guests' DKMS compiles through ccache, from a cache the deb job fills
+# on the host (tools/testing/deb/prime-ccache.sh): minutes of TCG less a
+# kernel.  make deb-vm and make check-long compile it all in the guest.
+DEB_CCACHE=
+[ "$LONG" = 1 ] || DEB_CCACHE=${NBD_CACHE_DIR:-/var/cache/nbd-dev}/deb-ccache
 passed=0
 failed=0
 failures=()
 
 mkdir -p "$RESULTS"
+rm -f "$DEB_READY"
 cd "$REPO" || exit 1
 
 make_stage() {	# make_stage KREL DIR MODDIR: a module tree linking to the kernel's
@@ -270,9 +275,7 @@ kernel_vm() {
 	# the stock module does with kernel TLS (nbd_tls with --stock) is
 	# recorded by hand: CI's hour has no room for it.
 	[ -z "$MODROOT" ] && [ -z "$TESTS" ] || return 0
-	stock_tests="nbd_nbdctl nbd_structured nbd_persist"
-	# nbdctl's every-day commands on 6.12 (on 6.1 in make check-long)
-	[[ $krel == 6.12.* || $LONG == 1 ]] && stock_tests+=" nbd_nbdtab nbd_compat"
+	stock_tests="nbd_nbdctl nbd_structured nbd_persist nbd_nbdtab nbd_compat"
 	log="$RESULTS/selftests-$krel-stock.log"
 	echo "# nbdctl with the stock nbd.ko on $krel (log: $log)"
 	"$VM/vm-run.sh" --kernel "$krel" --smp 4 --timeout 1200 --stock \
@@ -287,34 +290,74 @@ kernel_vm() {
 	echo "# $krel: $((SECONDS - t_kernel)) s"
 }
 
-# deb_job: make deb's host test, then the packages installed, used and
-# purged in a VM per kernel of DEB_VM_KERNELS (nbd_deb, on a stock guest:
-# the module under test is the one DKMS builds there).
+# deb_job: make deb's host test, the packages for the VM test (their
+# exit status to DEB_READY, for the "deb K" jobs), then nbd_deb on the
+# first kernel of DEB_VM_KERNELS.
 deb_job() {
-	local t0=$SECONDS k kvars krel log vmrc KREL=''
+	local t0=$SECONDS rc first k kvars rels=() KREL=''
 
 	host_tests_job "make deb (host)" "$RESULTS/deb-check.log" \
 		"$REPO/tools/testing/deb/check.sh"
 	[ -n "$DEB_VM_KERNELS" ] || { echo "# deb: $((SECONDS - t0)) s"; return 0; }
-	log="$RESULTS/deb-build.log"
-	DEB_LINT=0 DEB_OUT="$DEB_DIR" make -s -C "$REPO" deb >"$log" 2>&1
-	result "make deb for the VM test" $?
-	for k in $DEB_VM_KERNELS; do
-		kvars=$("$VM/kernels.sh" --vars "$k") ||
-			{ result "kernel $k installed (nbd_deb)" 1; continue; }
-		eval "$kvars"
-		krel=$KREL
-		log="$RESULTS/selftests-$krel-deb.log"
-		echo "# nbd_deb on $krel (log: $log)"
-		"$VM/vm-run.sh" --kernel "$krel" --smp 2 --timeout 1500 --stock \
-			--env "NBD_DEB_DIR=$DEB_DIR" --env NBD_SELFTEST_TIMEOUT=1200 \
-			--log "$RESULTS/vm-$krel-deb.log" -- \
-			tools/testing/selftests/nbd/run_tests.sh nbd_deb >"$log" 2>&1
-		vmrc=$?
-		cat "$log"
-		vm_counts "$krel (nbd_deb)" "$log" $vmrc
-	done
+	DEB_LINT=0 DEB_OUT="$DEB_DIR" make -s -C "$REPO" deb \
+		>"$RESULTS/deb-build.log" 2>&1
+	rc=$?
+	result "make deb for the VM test" $rc
+	if [ $rc = 0 ] && [ -n "$DEB_CCACHE" ]; then
+		for k in $DEB_VM_KERNELS; do
+			kvars=$("$VM/kernels.sh" --vars "$k") || continue
+			eval "$kvars"
+			rels+=("$KREL")
+		done
+		rm -rf "$DEB_CCACHE"
+		"$REPO/tools/testing/deb/prime-ccache.sh" "$DEB_DIR" \
+			"$DEB_CCACHE" "${rels[@]}" >"$RESULTS/deb-ccache.log" 2>&1
+		result "nbd_deb's compiler cache filled for ${rels[*]}" $?
+		cat "$RESULTS/deb-ccache.log"
+	fi
+	echo $rc >"$DEB_READY.tmp" && mv "$DEB_READY.tmp" "$DEB_READY"
+	[ $rc = 0 ] || { tail -20 "$RESULTS/deb-build.log"; return 0; }
+	read -r first _ <<<"$DEB_VM_KERNELS"
+	deb_vm "$first"
 	echo "# deb: $((SECONDS - t0)) s"
+}
+
+# deb_vm K: nbd_deb on kernel K, in a stock guest (the module under test
+# is the one DKMS builds there).
+deb_vm() {
+	local k=$1 kvars krel log vmrc KREL=''
+
+	kvars=$("$VM/kernels.sh" --vars "$k") ||
+		{ result "kernel $k installed (nbd_deb)" 1; return; }
+	eval "$kvars"
+	krel=$KREL
+	log="$RESULTS/selftests-$krel-deb.log"
+	echo "# nbd_deb on $krel (log: $log)"
+	"$VM/vm-run.sh" --kernel "$krel" --smp 2 --timeout 1500 --stock \
+		--env "NBD_DEB_DIR=$DEB_DIR" --env NBD_SELFTEST_TIMEOUT=1200 \
+		${DEB_CCACHE:+--env "NBD_DEB_CCACHE=$DEB_CCACHE"} \
+		--log "$RESULTS/vm-$krel-deb.log" -- \
+		tools/testing/selftests/nbd/run_tests.sh nbd_deb >"$log" 2>&1
+	vmrc=$?
+	cat "$log"
+	vm_counts "$krel (nbd_deb)" "$log" $vmrc
+}
+
+# deb_vm_job K: nbd_deb on K once the deb job has built the packages
+# (it writes DEB_READY; it is started before this job, so a bound of
+# 20 minutes is only for a deb job that died).
+deb_vm_job() {
+	local t0=$SECONDS
+
+	while [ ! -f "$DEB_READY" ] && [ $((SECONDS - t0)) -lt 1200 ]; do
+		sleep 2
+	done
+	if [ "$(cat "$DEB_READY" 2>/dev/null)" != 0 ]; then
+		result "nbd_deb on $1: make deb built the packages" 1
+		return
+	fi
+	deb_vm "$1"
+	echo "# deb on $1: $((SECONDS - t0)) s"
 }
 
 # vm_counts NAME LOG RC: the counts of a VM selftest run.
@@ -488,7 +531,13 @@ if [ "${NBD_CEPH:-1}" != 0 ] && [ -z "$TESTS" ]; then
 		[ "$k" = debug ] || jobs_list+=("ceph $k")
 	done
 fi
-[ "${NBD_DEB:-1}" = 0 ] || [ -n "$TESTS" ] || jobs_list+=("deb")
+if [ "${NBD_DEB:-1}" != 0 ] && [ -z "$TESTS" ]; then
+	jobs_list+=("deb")
+	read -r _ rest <<<"$DEB_VM_KERNELS"
+	for k in $rest; do
+		jobs_list+=("deb $k")
+	done
+fi
 [ "$KUNIT" = 0 ] || jobs_list+=("kunit")
 [ "${NBD_NBDCTL_TESTS:-1}" = 0 ] || jobs_list+=("nbdctl")
 [ "${NBD_FIRSTRUN_TESTS:-1}" = 0 ] || jobs_list+=("firstrun")
@@ -534,6 +583,7 @@ for j in "${jobs_list[@]}"; do
 	case $j in
 	kunit) kunit_job >"$out" 2>&1 & ;;
 	deb) deb_job >"$out" 2>&1 & ;;
+	deb\ *) deb_vm_job "${j#deb }" >"$out" 2>&1 & ;;
 	ceph\ *) ceph_job "${j#ceph }" >"$out" 2>&1 & ;;
 	nbdctl) nbdctl_job >"$out" 2>&1 & ;;
 	firstrun) firstrun_job >"$out" 2>&1 & ;;
